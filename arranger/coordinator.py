@@ -1,0 +1,294 @@
+"""The coordinator: walks the bar-aligned 16th grid and interleaves the layer models.
+
+At each step the chord model speaks first (on beats), then the melody (hearing the chord it sits
+on), then the drums (hearing the bar, the chord change and the melody onset). Each model carries its
+LSTM (h, c) state from step to step, so a song costs one LSTM step per token. A batch of
+variations is generated at once. Forced tokens (a primer, the layers kept when regenerating one,
+the loop and the ending) are fed through the same path, so the models hear them too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, STEPS_PER_BEAT, Chord, Key, Score
+from tracks import bass as bass_track
+from tracks import chords as chord_track
+from tracks import drums as drum_track
+from tracks import melody as melody_track
+from tracks.common import BOS, Context
+from tracks.model import LayerWeights
+
+FREE = -1  # forced-token value meaning "the model chooses"
+MODEL_LAYERS = ("chords", "melody", "drums")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one layer samples: softmax temperature and nucleus (top-p) mass."""
+
+    temperature: float = 1.0
+    top_p: float = 0.95
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to write: length, key, feel, loop and sampling per layer."""
+
+    bars: int = 32
+    tempo_bpm: float = 80.0
+    key: Key = Key(0, "major")
+    swing: float = 0.0
+    loop_bars: int = 4  # the chord progression repeats every loop_bars bars (0 = never)
+    ending: bool = True  # last bar: tonic chord, a final melody note, a crash
+    melody_low: int = 60  # absolute MIDI range of the melody
+    melody_high: int = 84
+    sampling: dict[str, Sampling] = field(default_factory=dict)
+    bass_seed: int = 0
+    chord_color: str = "natural"  # triads, natural, sevenths or ninths (applied to sampled chords)
+    drum_kit: str = "full"  # full, sparse (kick/snare/ride/crash) or none
+
+
+@dataclass
+class Forced:
+    """Forced tokens per layer, ``FREE`` where the model chooses. Shapes [B, beats] / [B, steps]."""
+
+    chords: np.ndarray
+    melody: np.ndarray
+    drums: np.ndarray
+
+    @classmethod
+    def free(cls, batch: int, bars: int) -> Forced:
+        beats, steps = bars * BEATS_PER_BAR, bars * STEPS_PER_BAR
+        return cls(np.full((batch, beats), FREE, np.int64), np.full((batch, steps), FREE, np.int64),
+                   np.full((batch, steps), FREE, np.int64))
+
+
+@dataclass
+class Models:
+    """The three layer models (weights + vocabularies)."""
+
+    chords: LayerWeights
+    melody: LayerWeights
+    drums: LayerWeights
+
+    @property
+    def drum_vocab(self) -> drum_track.DrumVocab:
+        return drum_track.DrumVocab.from_list(self.drums.vocab)
+
+
+@dataclass
+class Generated:
+    """Token streams of a generated batch and the log-probability of each forced token."""
+
+    chords: np.ndarray
+    melody: np.ndarray
+    drums: np.ndarray
+    forced_logp: dict[str, np.ndarray]
+
+
+class _Stepper:
+    """One model with its carried state and sampling rule."""
+
+    def __init__(self, weights: LayerWeights, batch: int, sampling: Sampling, allowed=None):
+        self.model = weights.model
+        self.sampling = sampling
+        self.prev = torch.full((batch, 1), BOS, dtype=torch.long)
+        self.state = None
+        vocab = self.model.config.vocab_size
+        self.allowed = np.ones(vocab, bool) if allowed is None else allowed
+        self.allowed[BOS] = False
+
+    def logits(self, cond: np.ndarray, multi: np.ndarray | None) -> torch.Tensor:
+        m = None if multi is None else torch.from_numpy(multi)
+        out, self.state = self.model(self.prev, torch.from_numpy(cond), m, self.state)
+        return out[:, -1].float()
+
+    def advance(self, tokens: np.ndarray) -> None:
+        self.prev = torch.from_numpy(tokens.astype(np.int64)).view(-1, 1)
+
+
+def _sample(logits: torch.Tensor, mask: np.ndarray, sampling: Sampling,
+            gen: torch.Generator) -> np.ndarray:
+    """Temperature + nucleus sampling by inverse CDF (deterministic for the generator)."""
+    logits = logits / max(sampling.temperature, 1e-4)
+    logits = logits.masked_fill(~torch.from_numpy(np.ascontiguousarray(mask)), float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    sorted_p, order = probs.sort(dim=-1, descending=True)
+    cum = sorted_p.cumsum(-1)
+    keep = (cum - sorted_p) < sampling.top_p
+    sorted_p = sorted_p * keep
+    cum = sorted_p.cumsum(-1)
+    u = torch.rand(len(probs), 1, generator=gen, dtype=cum.dtype) * cum[:, -1:]
+    pick = torch.searchsorted(cum, u).clamp_max(probs.shape[1] - 1)
+    return order.gather(1, pick).squeeze(1).numpy()
+
+
+def _choose(logits, mask, forced, sampling, gen, logp_acc) -> np.ndarray:
+    """Sample where free, take forced tokens elsewhere (accumulating their log-probability)."""
+    is_forced = forced != FREE
+    tokens = forced.copy()
+    if not is_forced.all():
+        tokens = np.where(is_forced, forced, _sample(logits, mask, sampling, gen))
+    if is_forced.any():
+        logp = torch.log_softmax(logits, -1).numpy()
+        rows = np.flatnonzero(is_forced)
+        logp_acc[rows] += logp[rows, forced[rows]]
+    return tokens
+
+
+def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int) -> Generated:
+    """Run the coordinated generation for a batch; ``forced`` fixes tokens where not FREE."""
+    batch, steps = forced.melody.shape
+    ctx = Context.empty(batch, plan.bars)
+    gen = torch.Generator().manual_seed(int(seed))
+    sp = {layer: plan.sampling.get(layer, Sampling()) for layer in MODEL_LAYERS}
+    chords = _Stepper(models.chords, batch, sp["chords"], _allowed(models.chords))
+    melody = _Stepper(models.melody, batch, sp["melody"], _allowed(models.melody))
+    drums = _Stepper(models.drums, batch, sp["drums"], _allowed(models.drums))
+    chords.allowed[chord_track.N_TOKEN] = False
+    drums.allowed &= _kit_mask(models.drum_vocab, plan.drum_kit)
+    color = chord_track.recolor_table(plan.chord_color)
+    out = {k: np.zeros_like(getattr(forced, k)) for k in MODEL_LAYERS}
+    logp = {k: np.zeros(batch) for k in MODEL_LAYERS}
+    mel_low, mel_high = plan.melody_low - plan.key.tonic, plan.melody_high - plan.key.tonic + 1
+    final_step = (plan.bars - 1) * STEPS_PER_BAR if plan.ending and plan.bars > 1 else -1
+    final_mask = _final_note_mask(plan)
+    with torch.inference_mode():
+        for t in range(steps):
+            if t % STEPS_PER_BEAT == 0:
+                b = t // STEPS_PER_BEAT
+                cond, multi = chord_track.conditions(ctx, b, b + 1)
+                mask = np.broadcast_to(chords.allowed, (batch, chords.allowed.size))
+                loop = _loop_forced(forced, out, plan, b)
+                tok = _choose(chords.logits(cond, multi), mask, loop, chords.sampling, gen,
+                              logp["chords"])
+                # The colour re-spells sampled chords; the melody then hears the chord as written.
+                tok = np.where(loop == FREE, color[tok], tok)
+                out["chords"][:, b] = tok
+                ctx.chord_root[:, b], ctx.chord_quality[:, b] = chord_track.context_values(tok)
+                chords.advance(tok)
+            cond, multi = melody_track.conditions(ctx, t, t + 1)
+            mask = melody_track.token_mask(melody.prev[:, 0].numpy(), mel_low, mel_high)
+            if t == final_step:
+                mask &= final_mask
+            tok = _choose(melody.logits(cond, multi), mask, forced.melody[:, t], melody.sampling,
+                          gen, logp["melody"])
+            out["melody"][:, t] = tok
+            ctx.melody[:, t] = melody_track.decode(tok)
+            melody.advance(tok)
+            cond, _ = drum_track.conditions(ctx, t, t + 1)
+            mask = np.broadcast_to(drums.allowed, (batch, drums.allowed.size))
+            tok = _choose(drums.logits(cond, None), mask, forced.drums[:, t], drums.sampling, gen,
+                          logp["drums"])
+            out["drums"][:, t] = tok
+            drums.advance(tok)
+    return Generated(out["chords"], out["melody"], out["drums"], logp)
+
+
+def _allowed(weights: LayerWeights) -> np.ndarray | None:
+    allowed = weights.card.get("allowed_tokens")
+    if allowed is None:
+        return None
+    mask = np.zeros(weights.model.config.vocab_size, bool)
+    mask[np.asarray(allowed, dtype=np.int64)] = True
+    return mask
+
+
+_SPARSE_KIT = 1 | 1 << 1 | 1 << 7 | 1 << 8  # kick, snare, crash, ride
+
+
+def _kit_mask(vocab: drum_track.DrumVocab, kit: str) -> np.ndarray:
+    """Drum tokens a kit may play (silence always)."""
+    masks = vocab.mask_of(np.arange(vocab.size))
+    if kit == "none":
+        return masks == 0
+    if kit == "sparse":
+        return (masks & ~_SPARSE_KIT) == 0
+    return np.ones(vocab.size, bool)
+
+
+def _loop_forced(forced: Forced, out: dict, plan: Plan, beat: int) -> np.ndarray:
+    """Forced chord tokens of ``beat``: the caller's, else a repeat of the loop."""
+    tokens = forced.chords[:, beat].copy()
+    loop = plan.loop_bars * BEATS_PER_BAR
+    if loop and beat >= loop and not (plan.ending and beat >= (plan.bars - 1) * BEATS_PER_BAR):
+        # Repeat the loop only where its source beat was also ours to write: when regenerating a
+        # bar range, copying from the kept bars would just reproduce the old chords.
+        copy = (tokens == FREE) & (forced.chords[:, beat - loop] == FREE)
+        tokens[copy] = out["chords"][copy, beat - loop]
+    return tokens
+
+
+def ending_forced(forced: Forced, plan: Plan, models: Models) -> None:
+    """Force the last bar: the tonic chord, a final melody note held, a kick + crash, silence."""
+    if not plan.ending or plan.bars < 2:
+        return
+    first_beat, first_step = (plan.bars - 1) * BEATS_PER_BAR, (plan.bars - 1) * STEPS_PER_BAR
+    tonic = Chord(0, "maj7" if plan.key.mode == "major" else "m9")
+    free = forced.chords[:, first_beat:] == FREE
+    forced.chords[:, first_beat:][free] = chord_track.token_of(tonic)
+    vocab = models.drum_vocab
+    crash = vocab.token(1 | 1 << 7, 2)
+    last = forced.drums[:, first_step:]
+    last[last == FREE] = drum_track.SILENCE_TOKEN
+    forced.drums[:, first_step] = np.where(forced.drums[:, first_step] == drum_track.SILENCE_TOKEN,
+                                           crash, forced.drums[:, first_step])
+    mel = forced.melody[:, first_step:]
+    mel[:, 1:8][mel[:, 1:8] == FREE] = melody_track.HOLD_TOKEN
+    mel[:, 8:][mel[:, 8:] == FREE] = melody_track.REST_TOKEN
+
+
+def _final_note_mask(plan: Plan) -> np.ndarray:
+    """Melody tokens allowed on the last bar's downbeat: tones of the tonic chord."""
+    mask = np.zeros(melody_track.VOCAB_SIZE, bool)
+    tonic = Chord(0, "maj7" if plan.key.mode == "major" else "m9").pitch_classes()
+    for p in range(melody_track.LOW, melody_track.HIGH):
+        mask[melody_track.FIRST_PITCH_TOKEN + p - melody_track.LOW] = p % 12 in tonic
+    return mask
+
+
+def to_scores(gen: Generated, plan: Plan, models: Models) -> list[Score]:
+    """Decode a generated batch into scores (bass derived from the chords)."""
+    scores = []
+    vocab = models.drum_vocab
+    for i in range(gen.melody.shape[0]):
+        masks, levels = drum_track.decode(gen.drums[i], vocab)
+        score = Score(plan.bars, tempo_bpm=plan.tempo_bpm, key=plan.key, swing=plan.swing,
+                      chords=chord_track.decode(gen.chords[i]),
+                      melody=melody_track.decode(gen.melody[i]),
+                      drums=masks, drum_velocity=levels)
+        score.bass = bass_track.bass_line(score, seed=plan.bass_seed, loop_bars=plan.loop_bars)
+        scores.append(score)
+    return scores
+
+
+def compose(models: Models, plan: Plan, *, seed: int, variations: int = 1,
+            forced: Forced | None = None) -> list[Score]:
+    """Write ``variations`` songs following ``plan``, generated as one batch."""
+    forced = forced if forced is not None else Forced.free(variations, plan.bars)
+    ending_forced(forced, plan, models)
+    torch.manual_seed(seed)
+    with generation_mode():
+        gen = generate_tokens(models, plan, forced, seed)
+    return to_scores(gen, plan, models)
+
+
+class generation_mode:
+    """One thread and no oneDNN while generating.
+
+    Step-by-step LSTM calls through oneDNN are ~30x slower on this CPU build, and a single thread
+    is both the fastest at batch sizes this small and bit-stable whatever the machine's cores.
+    """
+
+    def __enter__(self) -> None:
+        self.saved = torch.get_num_threads(), torch.backends.mkldnn.enabled
+        torch.set_num_threads(1)
+        torch.backends.mkldnn.enabled = False
+
+    def __exit__(self, *exc) -> None:
+        torch.set_num_threads(self.saved[0])
+        torch.backends.mkldnn.enabled = self.saved[1]

@@ -1,0 +1,84 @@
+"""`lofi train`: read the corpus, train each layer with a progress bar, write the model card."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from arranger.atomic import write_text
+from arranger.train import TrainConfig, prepare_layer, resolve_device, train_layer, with_overrides
+
+MODEL_CARD = "model_card.json"
+console = Console(stderr=True)
+
+
+def run_training(corpus: Sequence[Path], out: Path, *, layers: str = "chords,melody,drums",
+                 device: str = "auto", resume: bool = False, workers: int | None = None,
+                 overrides: dict | None = None, base: TrainConfig | None = None) -> dict:
+    """Train the requested layers on ``corpus`` into ``out``; returns the model cards."""
+    from arranger.corpus import load_corpus
+
+    wanted = _layers(layers)
+    cfg = with_overrides(base or TrainConfig(), **(overrides or {}))
+    dev = resolve_device(device)
+    for p in corpus:
+        if not Path(p).exists():
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    songs, report = load_corpus(list(corpus), workers=workers, progress=True)
+    console.print(report.summary())
+    out.mkdir(parents=True, exist_ok=True)
+    cards = _read_cards(out)
+    for layer in wanted:
+        split = prepare_layer(songs, layer, cfg)
+        console.print(f"[bold]{layer}[/]: {split.train.tokens:,} training tokens, "
+                      f"{split.val.tokens:,} held out, vocabulary {split.config.vocab_size}, "
+                      f"device {dev.type}")
+        with _bar() as bar:
+            task = bar.add_task(layer, total=cfg.epochs, info="")
+            cards[layer] = train_layer(split, cfg, out, dev, resume=resume,
+                                       progress=_progress_fn(bar, task))
+        c = cards[layer]
+        console.print(f"  {layer}: {c.get('val_bits_per_step', float('nan')):.3f} bits/step "
+                      f"held out (unigram {c['unigram_val_bits_per_step']:.3f}), "
+                      f"{c.get('epochs', 0)} epochs")
+        write_text(out / MODEL_CARD, json.dumps(_public(cards), indent=2) + "\n")
+    return cards
+
+
+def _layers(text: str) -> list[str]:
+    wanted = [x.strip() for x in text.split(",") if x.strip()]
+    for layer in wanted:
+        if layer not in ("chords", "melody", "drums"):
+            raise ValueError(f"--layers: unknown layer {layer!r} (choose chords, melody, drums; "
+                             "the bass follows the chords and has no model)")
+    return wanted
+
+
+def _read_cards(out: Path) -> dict:
+    path = out / MODEL_CARD
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _public(cards: dict) -> dict:
+    return {k: {kk: vv for kk, vv in v.items() if kk != "allowed_tokens"} for k, v in cards.items()}
+
+
+def _bar() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                    TextColumn("epoch {task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+def _progress_fn(bar: Progress, task):
+    def update(layer: str, epoch: int, total: int, info: dict) -> None:
+        if "val_bits" in info:
+            bar.update(task, completed=epoch,
+                       info=f"val {info['val_bits']:.3f} bits/step, {info['tok/s']:,.0f} tok/s")
+        else:
+            bar.update(task, info=f"batch {info['batch']}/{info['batches']} "
+                                  f"loss {info['loss']:.3f}")
+    return update

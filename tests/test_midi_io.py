@@ -1,0 +1,71 @@
+import io
+
+import numpy as np
+import pretty_midi
+import pytest
+
+from arranger import midi_io
+from arranger.score import STEPS_PER_BAR, Chord, Key
+from tests.helpers import make_score
+
+
+def _reread(pm):
+    return midi_io.from_midi(pretty_midi.PrettyMIDI(io.BytesIO(midi_io.midi_bytes(pm))))
+
+
+@pytest.mark.parametrize("key", ["C major", "Eb major", "F# minor", "A minor"])
+@pytest.mark.parametrize("tempo", [72.0, 78.0, 91.5])
+def test_score_round_trips_through_midi(key, tempo):
+    score = make_score(bars=4, key=key, tempo_bpm=tempo)
+    score.swing = 0.2
+    back = _reread(midi_io.to_midi(score))
+    assert back.equals(score)
+
+
+def test_midi_layout():
+    score = make_score(bars=8)
+    pm = midi_io.to_midi(score, {"chords": 5, "melody": 11, "bass": 33})
+    names = {i.name: i for i in pm.instruments}
+    assert set(names) == {"chords", "bass", "melody", "drums"}
+    assert names["drums"].is_drum and not names["bass"].is_drum
+    assert names["chords"].program == 5 and names["melody"].program == 11
+    step = score.seconds_per_step
+    for inst in pm.instruments:  # every onset on the straight 16th grid
+        onsets = np.array([n.start for n in inst.notes]) / step
+        assert np.allclose(onsets, np.round(onsets), atol=1e-6)
+    # exactly 8 bars long
+    assert pm.get_end_time() == pytest.approx(8 * STEPS_PER_BAR * step)
+
+
+def test_melody_pitches_are_key_relative():
+    score = make_score(bars=1, key="D major")
+    pm = midi_io.to_midi(score)
+    melody = next(i for i in pm.instruments if i.name == "melody")
+    first_pitch = melody.notes[0].pitch
+    assert first_pitch == int(score.melody[0]) + 2
+
+
+def test_chords_are_recognised_without_text_events():
+    score = make_score(bars=4, key="Bb major")
+    pm = midi_io.to_midi(score)
+    pm.text_events = [t for t in pm.text_events if t.text.startswith("lofi:")]
+    back = midi_io.from_midi(pm)
+    assert back.chords == score.chords
+
+
+@pytest.mark.parametrize("name,chord", [("Dm7", Chord(2, "m7")), ("G7", Chord(7, "7")),
+                                        ("Cmaj9", Chord(0, "maj9")), ("F#m7b5", Chord(6, "m7b5")),
+                                        ("N", None)])
+def test_parse_chord_name(name, chord):
+    assert midi_io.parse_chord_name(name, Key(0)) == chord
+
+
+def test_assign_layers_by_program_and_drum_flag():
+    pm = pretty_midi.PrettyMIDI()
+    for program, drum in [(33, False), (0, True), (4, False), (73, False)]:
+        inst = pretty_midi.Instrument(program, is_drum=drum, name="track")
+        inst.notes.append(pretty_midi.Note(80, 60, 0, 1))
+        pm.instruments.append(inst)
+    layers = midi_io.assign_layers(pm)
+    assert {k: v.program for k, v in layers.items()} == {"bass": 33, "drums": 0, "chords": 4,
+                                                         "melody": 73}

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from arranger.score import HOLD, REST, Chord, Key, Score, line_from_spans, note_spans
+from tests.helpers import make_score
+
+
+@pytest.mark.parametrize("text,tonic,mode", [("C", 0, "major"), ("Am", 9, "minor"),
+                                             ("F# minor", 6, "minor"), ("Eb major", 3, "major"),
+                                             ("A:min", 9, "minor"), ("Bb", 10, "major")])
+def test_key_parse(text, tonic, mode):
+    assert Key.parse(text) == Key(tonic, mode)
+
+
+@pytest.mark.parametrize("bad", ["", "H", "C lydian"])
+def test_key_parse_rejects(bad):
+    with pytest.raises(ValueError):
+        Key.parse(bad)
+
+
+def test_chord_pitch_classes_and_name():
+    assert Chord(2, "m7").pitch_classes() == {2, 5, 9, 0}
+    assert Chord(2, "m7").name(Key(3)) == "Fm7"
+    assert Chord(0, "maj").name(Key(7)) == "G"
+
+
+def test_score_validates():
+    with pytest.raises(ValueError, match="tempo"):
+        Score(4, tempo_bpm=1000)
+    with pytest.raises(ValueError, match="melody"):
+        Score(2, melody=np.zeros(5))
+    s = Score(2)
+    assert s.steps == 32 and len(s.chords) == 8 and (s.melody == REST).all()
+
+
+def test_note_spans_round_trip():
+    line = np.array([60, HOLD, HOLD, REST, 62, 64, HOLD, REST], np.int16)
+    spans = note_spans(line)
+    assert spans == [(0, 3, 60), (4, 5, 62), (5, 7, 64)]
+    assert np.array_equal(line_from_spans(spans, len(line)), line)
+
+
+def test_copy_is_deep():
+    s = make_score()
+    c = s.copy()
+    c.melody[0] = 99
+    assert s.melody[0] != 99 and not s.equals(c)

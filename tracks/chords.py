@@ -1,0 +1,231 @@
+"""Chord layer: one chord symbol per beat, key-relative.
+
+Tokens: 0 = start, 1 = no chord (N), then ``2 + root * n_qualities + quality``.
+Conditions at beat b: beat in bar, bar in an 8-bar phrase, whether the melody is known, and
+(multi-hot) the key-relative pitch classes the melody sounded during the previous beat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from arranger.score import (
+    BEATS_PER_BAR,
+    HOLD,
+    QUALITIES,
+    REST,
+    STEPS_PER_BEAT,
+    Chord,
+    Key,
+    Score,
+)
+from tracks.common import NO_CHORD, QUALITY_NAMES, UNKNOWN, Context
+
+LAYER = "chords"
+N_TOKEN = 1
+VOCAB_SIZE = 2 + 12 * len(QUALITIES)
+COND_SIZES = (BEATS_PER_BAR, 8, 2)  # beat in bar, bar in phrase, melody known
+MULTI_HOT = 12
+VOCAB = ["<start>", "N"] + [f"{r}:{q}" for r in range(12) for q in QUALITY_NAMES]
+
+
+def token_of(chord: Chord | None) -> int:
+    if chord is None:
+        return N_TOKEN
+    return 2 + chord.root * len(QUALITIES) + QUALITY_NAMES.index(chord.quality)
+
+
+def chord_of(token: int) -> Chord | None:
+    """Inverse of :func:`token_of`; the start token decodes as no chord."""
+    if token < 2:
+        return None
+    root, quality = divmod(int(token) - 2, len(QUALITIES))
+    return Chord(root, QUALITY_NAMES[quality])
+
+
+def encode(score: Score) -> np.ndarray:
+    """Chord tokens per beat, int64 [beats]."""
+    return np.array([token_of(c) for c in score.chords], dtype=np.int64)
+
+
+def decode(tokens: Iterable[int]) -> tuple[Chord | None, ...]:
+    return tuple(chord_of(t) for t in tokens)
+
+
+def conditions(ctx: Context, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Conditions of beats ``start:stop``: long [B, n, 3] and float [B, n, 12]."""
+    beats = np.arange(start, stop)
+    batch = ctx.melody.shape[0]
+    cond = np.empty((batch, len(beats), 3), dtype=np.int64)
+    cond[..., 0] = beats % BEATS_PER_BAR
+    cond[..., 1] = (beats // BEATS_PER_BAR) % 8
+    prev = _previous_beat_melody(ctx.melody, beats)  # [B, n, STEPS_PER_BEAT]
+    known = (prev != UNKNOWN).all(axis=-1)
+    cond[..., 2] = known
+    multi = np.zeros((batch, len(beats), 12), dtype=np.float32)
+    sounding = _sounding_pitches(ctx.melody, beats)
+    b_idx, n_idx, s_idx = np.nonzero(sounding >= 0)
+    multi[b_idx, n_idx, sounding[b_idx, n_idx, s_idx] % 12] = 1.0
+    multi[~known] = 0.0
+    return cond, multi
+
+
+def _previous_beat_melody(melody: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    idx = (beats[:, None] - 1) * STEPS_PER_BEAT + np.arange(STEPS_PER_BEAT)
+    out = melody[:, np.clip(idx, 0, None)]
+    out[:, beats == 0] = REST  # nothing was heard before the first beat
+    return out
+
+
+def _sounding_pitches(melody: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """Pitch sounding at each step of the previous beat (held notes resolved), else -1."""
+    out = np.full((melody.shape[0], len(beats), STEPS_PER_BEAT), -1, dtype=np.int64)
+    for j, beat in enumerate(beats.tolist()):
+        if beat == 0:
+            continue
+        first = (beat - 1) * STEPS_PER_BEAT
+        lookback = max(0, first - 64)  # a note held longer than 4 bars is forgotten
+        out[:, j] = sounding(melody[:, lookback : first + STEPS_PER_BEAT])[:, -STEPS_PER_BEAT:]
+    return out
+
+
+def sounding(line: np.ndarray) -> np.ndarray:
+    """Pitch sounding at each step of a [B, T] step line (holds resolved), -1 for silence."""
+    line = line.astype(np.int64)
+    pos = np.where(line != HOLD, np.arange(line.shape[1]), 0)
+    last = np.maximum.accumulate(pos, axis=1)
+    values = np.take_along_axis(line, last, axis=1)
+    return np.where(values >= 0, values, -1)
+
+
+# --- chord recognition and naming -------------------------------------------------------------
+
+_TEMPLATES = np.array([[1.0 if pc in iv_set else 0.0 for pc in range(12)]
+                       for iv_set in ({i % 12 for i in iv} for iv in QUALITIES.values())])
+_PREFERENCE = np.array([0.06, 0.06, 0.0, 0.0, 0.0, 0.0, 0.02, 0.0, 0.04, 0.04, 0.04, 0.02, 0.0,
+                        0.0, 0.0, 0.0, 0.0])  # small tie-breaks towards common lo-fi chords
+
+
+def quality_from_intervals(intervals: Iterable[int]) -> str:
+    """The quality in ``QUALITIES`` whose interval set best matches ``intervals`` (Jaccard)."""
+    vec = np.zeros(12)
+    for i in intervals:
+        vec[int(i) % 12] = 1.0
+    inter = _TEMPLATES @ vec
+    union = _TEMPLATES.sum(1) + vec.sum() - inter
+    return QUALITY_NAMES[int(np.argmax(inter / union + _PREFERENCE))]
+
+
+def chord_from_pitch_classes(weights: Sequence[float], bass_pc: int | None = None,
+                             min_weight: float = 1e-6) -> tuple[int, str] | None:
+    """Best (root pitch class, quality) for a 12-bin pitch-class weight vector, or None.
+
+    Scores every root/template by weighted overlap minus weight outside the template, with a
+    bonus when the lowest note is the root (so C6 and Am7 are told apart by the bass).
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.sum() <= min_weight:
+        return None
+    w = w / w.sum()
+    best, best_score = None, -np.inf
+    for root in range(12):
+        rolled = np.roll(w, -root)
+        scores = (_TEMPLATES @ rolled) - (1 - _TEMPLATES) @ rolled
+        scores -= 0.04 * _TEMPLATES.sum(1) - _PREFERENCE
+        if bass_pc is not None and bass_pc % 12 == root:
+            scores += 0.15
+        q = int(np.argmax(scores))
+        if scores[q] > best_score:
+            best, best_score = (root, QUALITY_NAMES[q]), scores[q]
+    return best
+
+
+def absolute_name(chord: Chord | None, key: Key) -> str:
+    return "N" if chord is None else chord.name(key)
+
+
+def voice(chords: Sequence[Chord | None], key: Key, low: int = 52, high: int = 76
+          ) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Keyboard voicings ``(start_beat, end_beat, midi_pitches)`` with smooth voice leading.
+
+    Repeated chords merge into one held voicing. Each chord uses at most four tones (the fifth is
+    dropped first from five-note chords) in close position within ``low..high``, choosing the
+    inversion nearest the previous voicing.
+    """
+    spans: list[tuple[int, int, tuple[int, ...]]] = []
+    previous: tuple[int, ...] | None = None
+    beat = 0
+    while beat < len(chords):
+        end = beat + 1
+        while end < len(chords) and chords[end] == chords[beat]:
+            end += 1
+        chord = chords[beat]
+        if chord is not None:
+            previous = _nearest_voicing(chord, key, previous, low, high)
+            spans.append((beat, end, previous))
+        beat = end
+    return spans
+
+
+def _nearest_voicing(chord: Chord, key: Key, previous, low: int, high: int) -> tuple[int, ...]:
+    tones = list(dict.fromkeys(i % 12 for i in chord.intervals))
+    if len(tones) > 4:
+        tones.remove(7)
+    root_pc = (chord.root + key.tonic) % 12
+    pcs = [(root_pc + t) % 12 for t in tones]
+    target = (low + high) / 2 if previous is None else float(np.mean(previous))
+    best, best_cost = None, np.inf
+    for inversion in range(len(pcs)):
+        order = pcs[inversion:] + pcs[:inversion]
+        for base in range(low, high - 6):
+            if base % 12 != order[0]:
+                continue
+            notes = [base]
+            for pc in order[1:]:
+                notes.append(notes[-1] + (pc - notes[-1]) % 12)
+            if notes[-1] > high:
+                continue
+            cost = (sum(abs(a - b) for a, b in zip(notes, previous, strict=False))
+                    if previous and len(previous) == len(notes) else abs(np.mean(notes) - target))
+            if cost < best_cost:
+                best, best_cost = tuple(notes), cost
+    return best or tuple(sorted(60 + pc if 60 + pc <= 71 else 48 + pc for pc in pcs))
+
+
+def is_unknown(ctx: Context, beat: int) -> np.ndarray:
+    return ctx.chord_root[:, beat] == UNKNOWN
+
+
+def context_values(token: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(chord_root, chord_quality) context values for a batch of chord tokens."""
+    t = np.asarray(token, dtype=np.int64) - 2
+    root = np.where(t >= 0, t // len(QUALITIES), NO_CHORD)
+    quality = np.where(t >= 0, t % len(QUALITIES), 0)
+    return root.astype(np.int16), quality.astype(np.int16)
+
+
+_COLORS = {
+    "triads": {"maj7": "maj", "m7": "min", "7": "maj", "6": "maj", "m6": "min", "9": "maj",
+               "maj9": "maj", "m9": "min", "7sus4": "sus4", "m7b5": "dim", "dim7": "dim"},
+    "sevenths": {"maj": "maj7", "min": "m7", "dim": "m7b5", "sus4": "7sus4", "9": "7",
+                 "maj9": "maj7", "m9": "m7"},
+    "ninths": {"maj": "maj9", "min": "m9", "maj7": "maj9", "m7": "m9", "7": "9", "6": "maj9",
+               "m6": "m9", "dim": "m7b5"},
+}
+
+
+def recolor(chords: Sequence[Chord | None], color: str) -> tuple[Chord | None, ...]:
+    """Re-spell chord qualities to a colour: triads, natural (unchanged), sevenths or ninths."""
+    table = _COLORS.get(color, {})
+    return tuple(None if c is None else Chord(c.root, table.get(c.quality, c.quality))
+                 for c in chords)
+
+
+def recolor_table(color: str) -> np.ndarray:
+    """Token -> token map applying :func:`recolor` (start and N map to themselves)."""
+    table = np.arange(VOCAB_SIZE)
+    for tok in range(2, VOCAB_SIZE):
+        table[tok] = token_of(recolor([chord_of(tok)], color)[0])
+    return table

@@ -1,0 +1,77 @@
+"""What every layer module shares: the generation context and special token ids.
+
+The context holds, for a batch of songs, the semantic content the layers condition on. Training
+fills it from a whole song; the coordinator fills it step by step. Each layer module computes its
+conditions for a slice of steps from it, so both paths use the very same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from arranger.score import BEATS_PER_BAR, QUALITIES, STEPS_PER_BAR, Score
+
+BOS = 0  # token id 0 of every layer: "start of song", fed as the previous token at step 0
+UNKNOWN = -3  # context value of a layer the song does not have (or not yet generated)
+NO_CHORD = 12  # chord_root value for "N"
+
+QUALITY_NAMES = tuple(QUALITIES)
+
+# [13 roots (12 = N), n_qualities] -> 12-bit pitch-class set of the chord (key-relative).
+_PCS = np.zeros((13, len(QUALITIES), 12), dtype=np.float32)
+for _r in range(12):
+    for _q, _iv in enumerate(QUALITIES.values()):
+        for _i in _iv:
+            _PCS[_r, _q, (_r + _i) % 12] = 1.0
+
+
+@dataclass
+class Context:
+    """Semantic content of a batch of songs, shapes [B, beats] and [B, steps].
+
+    chord_root : int16, root 0-11 above the tonic, ``NO_CHORD`` or ``UNKNOWN``.
+    chord_quality : int16, index into ``QUALITIES`` (0 where there is no chord).
+    melody : int16, ``REST``, ``HOLD``, key-relative pitch, or ``UNKNOWN``.
+    """
+
+    chord_root: np.ndarray
+    chord_quality: np.ndarray
+    melody: np.ndarray
+
+    @classmethod
+    def empty(cls, batch: int, bars: int) -> Context:
+        beats, steps = bars * BEATS_PER_BAR, bars * STEPS_PER_BAR
+        return cls(
+            np.full((batch, beats), UNKNOWN, np.int16),
+            np.zeros((batch, beats), np.int16),
+            np.full((batch, steps), UNKNOWN, np.int16),
+        )
+
+    @classmethod
+    def from_score(cls, score: Score, has: frozenset[str] | set[str] = frozenset(
+            ("chords", "melody"))) -> Context:
+        """Context of one song; layers not in ``has`` are marked unknown."""
+        ctx = cls.empty(1, score.bars)
+        if "chords" in has:
+            for b, chord in enumerate(score.chords):
+                ctx.set_chord(b, chord)
+        if "melody" in has:
+            ctx.melody[0] = score.melody
+        return ctx
+
+    def set_chord(self, beat: int, chord, row: int = 0) -> None:
+        if chord is None:
+            self.chord_root[row, beat], self.chord_quality[row, beat] = NO_CHORD, 0
+        else:
+            self.chord_root[row, beat] = chord.root
+            self.chord_quality[row, beat] = QUALITY_NAMES.index(chord.quality)
+
+    def chord_pcs(self, beats: slice) -> np.ndarray:
+        """Float [B, n, 12] pitch-class sets of the chords on ``beats`` (zeros if unknown/N)."""
+        root = self.chord_root[:, beats]
+        known = root >= 0
+        pcs = _PCS[np.where(known, root, NO_CHORD), self.chord_quality[:, beats]]
+        pcs[root == NO_CHORD] = 0.0
+        return pcs * known[..., None]

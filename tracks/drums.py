@@ -1,0 +1,114 @@
+"""Drum layer: per 16th step one token for the set of hits (9 DrumsRNN classes) and a level.
+
+Tokens: 0 = start, 1 = silence, then one token per ``(hit mask, velocity level)`` pair seen at
+least ``min_count`` times in the training data (the vocabulary travels with the weights). A pair
+outside the vocabulary is reduced to the nearest one by dropping its least essential hits.
+Conditions at step t: step in bar, bar in a 4-bar phrase, chord change at this step and melody
+onset at this step (each 0 = unknown, 1 = no, 2 = yes).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from arranger.score import HOLD, STEPS_PER_BAR, STEPS_PER_BEAT, Score
+from tracks.common import UNKNOWN, Context
+
+LAYER = "drums"
+SILENCE_TOKEN = 1
+COND_SIZES = (STEPS_PER_BAR, 4, 3, 3)
+MULTI_HOT = 0
+# Hits dropped first when a combination is rare: toms, crash, open hat, ride, then the rest.
+_DROP_ORDER = (6, 5, 4, 7, 3, 8, 2, 1, 0)
+
+
+class DrumVocab:
+    """The ``(mask, level)`` pairs a drum model knows; index i is token ``i + 2``."""
+
+    def __init__(self, pairs: Sequence[tuple[int, int]]) -> None:
+        self.pairs = [tuple(int(v) for v in p) for p in pairs]
+        self.index = {p: i + 2 for i, p in enumerate(self.pairs)}
+        self._mask = np.array([0, 0] + [m for m, _ in self.pairs], dtype=np.int64)
+        self._level = np.array([1, 1] + [lv for _, lv in self.pairs], dtype=np.int64)
+
+    @property
+    def size(self) -> int:
+        return len(self.pairs) + 2
+
+    def to_list(self) -> list[str]:
+        """Vocabulary as stored with the weights: one ``"mask:level"`` string per token."""
+        return ["<start>", "silence"] + [f"{m}:{lv}" for m, lv in self.pairs]
+
+    @classmethod
+    def from_list(cls, items: Sequence[str]) -> DrumVocab:
+        if list(items[:2]) != ["<start>", "silence"]:
+            raise ValueError("drum vocabulary must start with '<start>', 'silence'")
+        return cls([tuple(int(v) for v in s.split(":")) for s in items[2:]])
+
+    def token(self, mask: int, level: int) -> int:
+        if mask == 0:
+            return SILENCE_TOKEN
+        for m in _reductions(mask):
+            for lv in (level, 1, 2, 0):
+                tok = self.index.get((m, lv))
+                if tok is not None:
+                    return tok
+        return SILENCE_TOKEN
+
+    def mask_of(self, tokens: np.ndarray) -> np.ndarray:
+        return self._mask[np.asarray(tokens, dtype=np.int64)]
+
+    def level_of(self, tokens: np.ndarray) -> np.ndarray:
+        return self._level[np.asarray(tokens, dtype=np.int64)]
+
+
+def _reductions(mask: int) -> Iterable[int]:
+    yield mask
+    for bit in _DROP_ORDER:
+        if mask & (1 << bit) and mask != (1 << bit):
+            mask &= ~(1 << bit)
+            yield mask
+
+
+def build_vocab(scores: Iterable[Score], min_count: int = 3, max_size: int = 512) -> DrumVocab:
+    """The most frequent ``(mask, level)`` pairs occurring at least ``min_count`` times."""
+    counts: Counter = Counter()
+    for s in scores:
+        hit = s.drums > 0
+        counts.update(zip(s.drums[hit].tolist(), s.drum_velocity[hit].tolist(), strict=True))
+    common = [p for p, c in counts.most_common(max_size) if c >= min_count]
+    singles = [(1 << b, 1) for b in range(9)]  # every class stays reachable on its own
+    return DrumVocab(common + [p for p in singles if p not in common])
+
+
+def encode(score: Score, vocab: DrumVocab) -> np.ndarray:
+    """Drum tokens per step, int64 [steps]."""
+    pairs = zip(score.drums.tolist(), score.drum_velocity.tolist(), strict=True)
+    return np.array([vocab.token(m, lv) for m, lv in pairs], dtype=np.int64)
+
+
+def decode(tokens: np.ndarray, vocab: DrumVocab) -> tuple[np.ndarray, np.ndarray]:
+    """(hit masks uint16, levels uint8) per step; the start token decodes as silence."""
+    return vocab.mask_of(tokens).astype(np.uint16), vocab.level_of(tokens).astype(np.uint8)
+
+
+def conditions(ctx: Context, start: int, stop: int) -> tuple[np.ndarray, None]:
+    """Conditions of steps ``start:stop``: long [B, n, 4]."""
+    steps = np.arange(start, stop)
+    batch = ctx.melody.shape[0]
+    cond = np.empty((batch, len(steps), 4), dtype=np.int64)
+    cond[..., 0] = steps % STEPS_PER_BAR
+    cond[..., 1] = (steps // STEPS_PER_BAR) % 4
+    beat = steps // STEPS_PER_BEAT
+    on_beat = steps % STEPS_PER_BEAT == 0
+    now = ctx.chord_root[:, beat], ctx.chord_quality[:, beat]
+    before = ctx.chord_root[:, np.maximum(beat - 1, 0)], ctx.chord_quality[:, np.maximum(beat - 1, 0)]
+    changed = on_beat & ((now[0] != before[0]) | (now[1] != before[1]) | (beat == 0))
+    chord_known = now[0] != UNKNOWN
+    cond[..., 2] = np.where(chord_known, 1 + changed, 0)
+    mel = ctx.melody[:, steps]
+    cond[..., 3] = np.where(mel == UNKNOWN, 0, 1 + ((mel >= 0) & (mel != HOLD)))
+    return cond, None
