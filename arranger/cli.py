@@ -20,7 +20,8 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-presets_app = typer.Typer(help="List presets or print one fully resolved.", invoke_without_command=True)
+presets_app = typer.Typer(help="List presets or print one fully resolved.",
+                          invoke_without_command=True)
 app.add_typer(presets_app, name="presets")
 err = Console(stderr=True)
 console = Console()

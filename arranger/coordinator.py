@@ -115,7 +115,8 @@ def _sample(logits: torch.Tensor, mask: np.ndarray, sampling: Sampling,
             gen: torch.Generator) -> np.ndarray:
     """Temperature + nucleus sampling by inverse CDF (deterministic for the generator)."""
     logits = logits / max(sampling.temperature, 1e-4)
-    logits = logits.masked_fill(~torch.from_numpy(np.ascontiguousarray(mask)), float("-inf"))
+    allowed = mask if isinstance(mask, torch.Tensor) else torch.from_numpy(mask)
+    logits = logits.masked_fill(~allowed, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     sorted_p, order = probs.sort(dim=-1, descending=True)
     cum = sorted_p.cumsum(-1)
@@ -152,6 +153,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int) -> Ge
     chords.allowed[chord_track.N_TOKEN] = False
     drums.allowed &= _kit_mask(models.drum_vocab, plan.drum_kit)
     color = chord_track.recolor_table(plan.chord_color)
+    chord_allowed, drum_allowed = torch.from_numpy(chords.allowed), torch.from_numpy(drums.allowed)
     out = {k: np.zeros_like(getattr(forced, k)) for k in MODEL_LAYERS}
     logp = {k: np.zeros(batch) for k in MODEL_LAYERS}
     mel_low, mel_high = plan.melody_low - plan.key.tonic, plan.melody_high - plan.key.tonic + 1
@@ -162,7 +164,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int) -> Ge
             if t % STEPS_PER_BEAT == 0:
                 b = t // STEPS_PER_BEAT
                 cond, multi = chord_track.conditions(ctx, b, b + 1)
-                mask = np.broadcast_to(chords.allowed, (batch, chords.allowed.size))
+                mask = chord_allowed
                 loop = _loop_forced(forced, out, plan, b)
                 tok = _choose(chords.logits(cond, multi), mask, loop, chords.sampling, gen,
                               logp["chords"])
@@ -181,7 +183,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int) -> Ge
             ctx.melody[:, t] = melody_track.decode(tok)
             melody.advance(tok)
             cond, _ = drum_track.conditions(ctx, t, t + 1)
-            mask = np.broadcast_to(drums.allowed, (batch, drums.allowed.size))
+            mask = drum_allowed
             tok = _choose(drums.logits(cond, None), mask, forced.drums[:, t], drums.sampling, gen,
                           logp["drums"])
             out["drums"][:, t] = tok

@@ -186,7 +186,8 @@ class Score:
         self.drums = _steps(self.drums, n, np.uint16, 0, "drums")
         self.drum_velocity = _steps(self.drum_velocity, n, np.uint8, 1, "drum_velocity")
         if len(self.chords) != self.bars * BEATS_PER_BAR:
-            raise ValueError(f"chords need {self.bars * BEATS_PER_BAR} beats, got {len(self.chords)}")
+            raise ValueError(f"chords need {self.bars * BEATS_PER_BAR} beats, "
+                             f"got {len(self.chords)}")
 
     @property
     def steps(self) -> int:

@@ -6,7 +6,6 @@ single file is written; the output folder is built in a staging copy and swapped
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -156,7 +156,8 @@ def train_layer(split: LayerSplit, cfg: TrainConfig, out_dir: Path, device: torc
             state["history"].append({"epoch": state["epoch"], "val_bits": round(val, 4),
                                      "tokens_per_s": round(rate)})
             improved = val < state["best"] - 1e-4
-            state["best"], state["bad"] = (val, 0) if improved else (state["best"], state["bad"] + 1)
+            state["bad"] = 0 if improved else state["bad"] + 1
+            state["best"] = min(val, state["best"])
             card |= {"epochs": state["epoch"], "val_bits_per_step": round(state["best"], 4),
                      "history": state["history"], "train_tokens_per_s": round(rate)}
             if improved:
@@ -198,7 +199,7 @@ def _run_epoch(model, opt, data: Windows, cfg: TrainConfig, device, gen, progres
         tokens += int((target != IGNORE).sum())
         if progress and i % 20 == 0:
             progress(model.config.layer, epoch, cfg.epochs,
-                     {"batch": i + 1, "batches": n_batches, "loss": float(loss)})
+                     {"batch": i + 1, "batches": n_batches, "loss": loss.item()})
     return tokens / max(time.perf_counter() - started, 1e-9)
 
 

@@ -69,7 +69,8 @@ def _public(cards: dict) -> dict:
 
 def _bar() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                    TextColumn("epoch {task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
+                    TextColumn("epoch {task.completed}/{task.total}"),
+                    TextColumn("{task.fields[info]}"),
                     TimeElapsedColumn(), console=console, transient=False)
 
 

@@ -50,7 +50,8 @@ def tiny_models(hidden: int = 16, seed: int = 0) -> Models:
                           cond_dim=4, hidden=hidden, num_layers=1, dropout=0.0)
         return LayerWeights(ConditionedLSTM(cfg).eval(), list(vocab), {})
 
-    return Models(weights(chord_track, chord_track.VOCAB), weights(melody_track, melody_track.VOCAB),
+    return Models(weights(chord_track, chord_track.VOCAB),
+                  weights(melody_track, melody_track.VOCAB),
                   weights(drum_track, DRUM_VOCAB.to_list()))
 
 

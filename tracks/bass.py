@@ -11,7 +11,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, STEPS_PER_BEAT, Chord, Score, line_from_spans
+from arranger.score import (
+    BEATS_PER_BAR,
+    STEPS_PER_BAR,
+    STEPS_PER_BEAT,
+    Chord,
+    Score,
+    line_from_spans,
+)
 
 # (step in bar, role, length in steps). Roles: R root, F fifth, T third, A approach next root.
 PATTERNS: tuple[tuple[tuple[int, str, int], ...], ...] = (

@@ -105,7 +105,8 @@ def conditions(ctx: Context, start: int, stop: int) -> tuple[np.ndarray, None]:
     beat = steps // STEPS_PER_BEAT
     on_beat = steps % STEPS_PER_BEAT == 0
     now = ctx.chord_root[:, beat], ctx.chord_quality[:, beat]
-    before = ctx.chord_root[:, np.maximum(beat - 1, 0)], ctx.chord_quality[:, np.maximum(beat - 1, 0)]
+    previous = np.maximum(beat - 1, 0)
+    before = ctx.chord_root[:, previous], ctx.chord_quality[:, previous]
     changed = on_beat & ((now[0] != before[0]) | (now[1] != before[1]) | (beat == 0))
     chord_known = now[0] != UNKNOWN
     cond[..., 2] = np.where(chord_known, 1 + changed, 0)

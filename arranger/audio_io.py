@@ -1,0 +1,71 @@
+"""Read and write audio files through pedalboard.io (no ffmpeg), atomically.
+
+Every writer renders to a temporary file in the destination folder and ``os.replace``s it into
+place (``arranger.atomic``), so a reader or a crash never sees half a file. pedalboard picks the
+format from the file extension, which the temporary name keeps (``.mix.wav.abc123.tmp.wav``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from pedalboard.io import AudioFile
+
+from arranger.atomic import atomic_path
+
+WAV_BIT_DEPTHS = (16, 24, 32)
+MP3_QUALITIES = ("V0", "V1", "V2", "V3", "V4", "V5", "V6", "V7", "V8", "V9", "320k", "256k",
+                 "192k", "160k", "128k")
+
+
+def _as_channels_first(audio: np.ndarray) -> np.ndarray:
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    if audio.ndim != 2 or audio.shape[0] > 8:
+        raise ValueError(f"audio of shape {audio.shape}: expected (channels, samples)")
+    return audio
+
+
+def _write_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: float,
+                  **options: object) -> Path:
+    """Write ``audio`` (channels, samples) to ``path`` via a same-folder temporary file."""
+    audio = _as_channels_first(audio)
+    with atomic_path(Path(path)) as temporary, AudioFile(
+            str(temporary), "w", samplerate=sample_rate, num_channels=audio.shape[0],
+            **options) as f:
+        f.write(audio)
+    return Path(path)
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: float,
+              bit_depth: int = 24) -> Path:
+    """Write integer PCM WAV (16/24 bit) or 32-bit float; values beyond +-1 clip."""
+    if bit_depth not in WAV_BIT_DEPTHS:
+        raise ValueError(f"bit_depth = {bit_depth!r}: expected one of {WAV_BIT_DEPTHS}")
+    return _write_atomic(path, audio, sample_rate, bit_depth=bit_depth)
+
+
+def write_mp3(path: str | os.PathLike, audio: np.ndarray, sample_rate: float,
+              quality: str = "V2") -> Path:
+    """Write MP3 with LAME: ``quality`` is a VBR level ("V0" best .. "V9") or CBR ("320k")."""
+    if quality not in MP3_QUALITIES:
+        raise ValueError(f"quality = {quality!r}: expected one of {', '.join(MP3_QUALITIES)}")
+    return _write_atomic(path, audio, sample_rate, quality=quality)
+
+
+def write_flac(path: str | os.PathLike, audio: np.ndarray, sample_rate: float,
+               bit_depth: int = 24) -> Path:
+    """Write lossless FLAC (16 or 24 bit)."""
+    if bit_depth not in (16, 24):
+        raise ValueError(f"bit_depth = {bit_depth!r}: expected 16 or 24")
+    return _write_atomic(path, audio, sample_rate, bit_depth=bit_depth)
+
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a whole file; returns ((channels, samples) float32, sample rate in Hz).
+
+    MP3s decode with the encoder's padding (about 1,800 extra samples); WAV/FLAC are exact.
+    """
+    with AudioFile(str(path)) as f:
+        return f.read(f.frames).astype(np.float32, copy=False), int(f.samplerate)

@@ -1,0 +1,171 @@
+"""For the eyes: a piano roll (PNG) and a MusicXML score that notation software opens."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from arranger.atomic import atomic_path
+from arranger.score import (
+    BEATS_PER_BAR,
+    DRUM_CLASSES,
+    STEPS_PER_BAR,
+    STEPS_PER_BEAT,
+    Score,
+    note_spans,
+)
+from tracks import chords as chord_track
+
+_COLORS = {"chords": "#c9a66b", "melody": "#e07a5f", "bass": "#3d5a80", "drums": "#81b29a"}
+
+
+def write_pictures(folder: Path, score: Score, programs: Mapping[str, int] | None = None) -> None:
+    """Write ``pianoroll.png`` and ``score.musicxml`` into ``folder``."""
+    write_pianoroll(Path(folder) / "pianoroll.png", score)
+    write_musicxml(Path(folder) / "score.musicxml", score, programs)
+
+
+def write_pianoroll(path: Path, score: Score) -> None:
+    """One lane per layer, bar lines, chord names along the top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(4, 1, figsize=(max(8, score.bars * 0.45), 7), sharex=True,
+                             gridspec_kw={"height_ratios": [2, 3, 2, 2]})
+    _chord_lane(axes[0], score)
+    _line_lane(axes[1], score, "melody")
+    _line_lane(axes[2], score, "bass")
+    _drum_lane(axes[3], score)
+    for ax in axes:
+        for bar in range(score.bars + 1):
+            ax.axvline(bar * STEPS_PER_BAR, color="#888", lw=0.6 if bar % 4 else 1.2, zorder=0)
+        ax.set_xlim(0, score.steps)
+    axes[-1].set_xticks(np.arange(0, score.steps, STEPS_PER_BAR * 4))
+    axes[-1].set_xticklabels([str(b + 1) for b in range(0, score.bars, 4)])
+    axes[-1].set_xlabel("bar")
+    fig.suptitle(f"{score.key} · {score.tempo_bpm:g} bpm · {score.bars} bars", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+def _chord_lane(ax, score: Score) -> None:
+    ax.set_ylabel("chords", rotation=0, ha="right")
+    bars = []
+    for start, end, pitches in chord_track.voice(score.chords, score.key):
+        s0, s1 = start * STEPS_PER_BEAT, end * STEPS_PER_BEAT
+        bars += [(s0, s1 - s0, p) for p in pitches]
+        name = chord_track.absolute_name(score.chords[start], score.key)
+        ax.text(s0 + 0.3, 1.02, name, transform=ax.get_xaxis_transform(), fontsize=7,
+                va="bottom")
+    _bars(ax, bars, "chords")
+    ax.set_ylim(50, 78)
+
+
+def _bars(ax, bars: list[tuple[int, int, int]], layer: str) -> None:
+    """Draw (start, length, pitch) note rectangles in one call: per-note calls are slow."""
+    if bars:
+        left, width, pitch = np.array(bars).T
+        ax.barh(pitch, width, left=left, height=0.8, color=_COLORS[layer], align="center")
+
+
+def _line_lane(ax, score: Score, layer: str) -> None:
+    ax.set_ylabel(layer, rotation=0, ha="right")
+    spans = note_spans(getattr(score, layer))
+    _bars(ax, [(s, e - s, p + score.key.tonic) for s, e, p in spans], layer)
+    if spans:
+        pitches = [p + score.key.tonic for _, _, p in spans]
+        ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
+
+
+def _drum_lane(ax, score: Score) -> None:
+    ax.set_ylabel("drums", rotation=0, ha="right")
+    for cls in range(len(DRUM_CLASSES)):
+        steps = np.flatnonzero(score.drums & (1 << cls))
+        ax.scatter(steps + 0.5, np.full(len(steps), cls), s=6, marker="s", color=_COLORS["drums"])
+    ax.set_yticks(range(len(DRUM_CLASSES)))
+    ax.set_yticklabels(DRUM_CLASSES, fontsize=6)
+
+
+def write_musicxml(path: Path, score: Score, programs: Mapping[str, int] | None = None) -> None:
+    """Lead sheet plus parts: melody with chord symbols, keys, bass (drums are left out)."""
+    from music21 import stream
+
+    top = stream.Score()
+    top.insert(0, _part(score, "melody", with_symbols=True))
+    top.insert(0, _chord_part(score))
+    top.insert(0, _part(score, "bass"))
+    with atomic_path(path) as tmp:
+        top.write("musicxml", fp=str(tmp))
+
+
+def _part(score: Score, layer: str, with_symbols: bool = False):
+    from music21 import clef, harmony, key, meter, note, stream, tempo
+
+    part = stream.Part(id=layer)
+    part.partName = layer
+    part.insert(0, meter.TimeSignature("4/4"))
+    part.insert(0, key.Key(_tonic_name(score), score.key.mode))
+    part.insert(0, tempo.MetronomeMark(number=score.tempo_bpm))
+    if layer == "bass":
+        part.insert(0, clef.BassClef())
+    q = 1.0 / STEPS_PER_BEAT
+    for start, end, pitch in note_spans(getattr(score, layer)):
+        n = note.Note(int(pitch) + score.key.tonic)
+        n.quarterLength = (end - start) * q
+        part.insert(start * q, n)
+    if with_symbols:
+        for beat, chord in _changes(score):
+            if chord is not None:
+                symbol = chord_track.absolute_name(chord, score.key)
+                part.insert(beat, harmony.ChordSymbol(_m21_symbol(symbol)))
+    _pad_to_end(part, score)
+    return part.makeRests(fillGaps=True, inPlace=False).makeMeasures()
+
+
+def _chord_part(score: Score):
+    from music21 import chord, key, meter, stream
+
+    part = stream.Part(id="chords")
+    part.partName = "chords"
+    part.insert(0, meter.TimeSignature("4/4"))
+    part.insert(0, key.Key(_tonic_name(score), score.key.mode))
+    for start, end, pitches in chord_track.voice(score.chords, score.key):
+        c = chord.Chord(list(pitches))
+        c.quarterLength = end - start
+        part.insert(start, c)
+    _pad_to_end(part, score)
+    return part.makeRests(fillGaps=True, inPlace=False).makeMeasures()
+
+
+def _pad_to_end(part, score: Score) -> None:
+    from music21 import note
+
+    end = score.bars * BEATS_PER_BAR
+    if part.highestTime < end:
+        r = note.Rest(quarterLength=end - part.highestTime)
+        part.insert(part.highestTime, r)
+
+
+def _changes(score: Score):
+    previous = object()
+    for beat, chord in enumerate(score.chords):
+        if chord != previous:
+            yield beat, chord
+            previous = chord
+
+
+def _tonic_name(score: Score) -> str:
+    from arranger.score import PITCH_CLASS_NAMES
+
+    return PITCH_CLASS_NAMES[score.key.tonic]
+
+
+def _m21_symbol(symbol: str) -> str:
+    # music21 spells flats with '-' and knows 'm7b5' as 'm7b5', 'maj9' as 'maj9'.
+    return symbol[0] + symbol[1:].replace("b", "-", 1) if symbol[1:2] == "b" else symbol

@@ -1,0 +1,181 @@
+"""From a MIDI song to a finished record on disk: render, process, master, export.
+
+Layout written under ``out_dir``::
+
+    stems/<layer>.wav   processed stems (24-bit), equal length, peaks <= -1 dBFS
+    mix.wav             master (24-bit), target loudness, true peak <= the ceiling
+    mix.mp3, mix.flac   the master again, as asked for in ``formats``
+
+Each layer goes render -> effects -> stem file on its own thread (two at a time), so one
+layer's effects overlap the next layer's synthesis. With ``only``, just those layers are
+rendered and their stems rewritten; the other stems are not touched, not even rewritten. The
+master is always built from the stems as read back from disk, so a partial re-render gives
+exactly the master a full render of the same song would.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pretty_midi
+
+from arranger.audio_config import LayerSound, MasterSound, RenderSettings
+from arranger.audio_io import read_audio, write_flac, write_mp3, write_wav
+from arranger.mix import Normalised, master_measured, process_stem
+from arranger.render import (
+    LoadedSoundfont,
+    check_swing,
+    layer_names,
+    render_layer,
+    song_length_samples,
+)
+from arranger.soundfont import find_soundfont
+
+FORMATS = ("wav", "mp3", "flac")
+STAGES = ("render", "effects", "export stems", "master", "export mix")
+WORKERS = 2  # the machine this targets has 2 cores; FluidSynth and pedalboard release the GIL
+_WRITERS: dict[str, Callable[..., Path]] = {"wav": write_wav, "mp3": write_mp3,
+                                            "flac": write_flac}
+
+
+class _Clock:
+    """Adds up seconds per stage (over all threads) and drives an optional rich progress bar."""
+
+    def __init__(self, show: bool, steps: int) -> None:
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self._lock = threading.Lock()
+        self._bar = None
+        if show:
+            from rich.progress import Progress
+
+            self._bar = Progress(transient=True)
+            self._task = self._bar.add_task("audio", total=steps)
+
+    @contextmanager
+    def stage(self, name: str, label: str = "") -> Iterator[None]:
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"{name} {label}".strip())
+        start = time.perf_counter()
+        yield
+        with self._lock:
+            self.seconds[name] += time.perf_counter() - start
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def __enter__(self) -> _Clock:
+        self.started = time.perf_counter()
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_seconds = time.perf_counter() - self.started
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _check_request(layers: list[str], only: set[str] | None, formats: Sequence[str]) -> None:
+    unknown = sorted(set(only or ()) - set(layers))
+    if unknown:
+        raise ValueError(f"only = {unknown}: not layers of this song (it has {layers})")
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ValueError(f"formats = {list(formats)}: {bad[0]!r} is not one of {FORMATS}")
+
+
+def _read_stems(stem_dir: Path, names: list[str], sample_rate: int,
+                n_samples: int) -> dict[str, np.ndarray]:
+    """Stems as written; a missing or mismatched one means a full render is needed first."""
+    stems = {}
+    for name in names:
+        path = stem_dir / f"{name}.wav"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: render all layers first (without only)")
+        stems[name], rate = read_audio(path)
+        if rate != sample_rate or stems[name].shape[-1] != n_samples:
+            raise ValueError(f"{path} is {stems[name].shape[-1]} samples at {rate} Hz, this "
+                             f"render {n_samples} at {sample_rate} Hz: render all layers again")
+    return stems
+
+
+def _finite(value: float) -> float | None:
+    return round(value, 2) if math.isfinite(value) else None
+
+
+def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound],
+                  master: MasterSound, render: RenderSettings, out_dir: Path, *, swing: float,
+                  seed: int, formats: Sequence[str] = ("wav", "mp3"),
+                  only: set[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Render ``midi`` and write stems and master under ``out_dir`` (see the module docstring).
+
+    Parameters
+    ----------
+    sounds : layer -> sound; layers without one keep their MIDI program, dry and centred.
+    render : SoundFont, sample rate, humanisation and tail.
+    swing : 0..0.75 of a 16th; seed : base seed for humanisation and seeded effects.
+    formats : master files to write, from ("wav", "mp3", "flac"); stems are always WAV.
+    only : layers to re-render; the others' stems are read back from ``out_dir/stems``.
+
+    Returns
+    -------
+    A report: seconds per stage (summed over threads) and wall seconds, loudness (LUFS) and
+    true peak (dBTP) of the master (None if silent), length, layers, files written.
+    """
+    out_dir, rate = Path(out_dir), render.sample_rate
+    layers = layer_names(midi)
+    _check_request(layers, only, formats)
+    check_swing(swing)
+    enabled = [n for n in layers if n not in sounds or sounds[n].enabled]
+    todo = [n for n in enabled if only is None or n in only]
+    soundfont = find_soundfont(render.soundfont or None)
+    n_samples = song_length_samples(midi, rate, swing=swing, humanize_ms=render.humanize_ms,
+                                    tail_seconds=render.tail_seconds)
+    stem_dir = out_dir / "stems"
+    mixes = [(_WRITERS[f], out_dir / f"mix.{f}") for f in FORMATS if f in formats]
+    with _Clock(progress, 3 * len(todo) + 2 + len(mixes)) as clock:
+        with LoadedSoundfont(soundfont, rate) as loaded, ThreadPoolExecutor(WORKERS) as pool:
+            def layer(name: str) -> None:
+                sound = sounds.get(name)
+                with clock.stage("render", name):
+                    raw = render_layer(loaded, midi, name, n_samples, swing=swing,
+                                       humanize_ms=render.humanize_ms,
+                                       humanize_velocity=render.humanize_velocity, seed=seed,
+                                       program=sound.program if sound else None)
+                with clock.stage("effects", name):
+                    stem = process_stem(raw, sound or LayerSound(program=0), rate, seed, name)
+                with clock.stage("export stems", name):
+                    write_wav(stem_dir / f"{name}.wav", stem, rate)
+
+            list(pool.map(layer, todo))
+        with clock.stage("export stems", "read back"):
+            stems = _read_stems(stem_dir, enabled, rate, n_samples)
+        with clock.stage("master"):
+            silence = np.zeros((2, n_samples), dtype=np.float32)
+            result = (master_measured(stems, master, rate, seed) if stems
+                      else Normalised(silence, -math.inf, -math.inf))
+        with ThreadPoolExecutor(WORKERS) as pool:  # the MP3 encoder is by far the slowest
+            def export(job: tuple[Callable[..., Path], Path]) -> None:
+                with clock.stage("export mix", job[1].name):
+                    job[0](job[1], result.audio, rate)
+
+            list(pool.map(export, mixes))
+    return {
+        "soundfont": str(soundfont),
+        "sample_rate": rate,
+        "length_seconds": round(n_samples / rate, 3),
+        "layers": enabled,
+        "rendered": todo,
+        "loudness_lufs": _finite(result.loudness_lufs),
+        "true_peak_dbtp": _finite(result.true_peak_dbtp),
+        "stage_seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
+        "wall_seconds": round(clock.wall_seconds, 3),
+        "files": [str(stem_dir / f"{n}.wav") for n in todo] + [str(p) for _, p in mixes],
+    }

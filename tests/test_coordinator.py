@@ -1,0 +1,80 @@
+"""The coordinator: grid, determinism, masks, forced tokens, loop and ending."""
+
+import numpy as np
+import pytest
+
+from arranger.coordinator import FREE, Forced, Plan, Sampling, compose, generate_tokens
+from arranger.score import HOLD, REST, Key
+from tests.helpers import tiny_models
+from tracks import chords as chord_track
+from tracks import melody as melody_track
+
+
+@pytest.fixture(scope="module")
+def models():
+    return tiny_models()
+
+
+def test_same_seed_same_song_other_seed_other_song(models):
+    plan = Plan(bars=8, key=Key(5, "minor"))
+    a, b = compose(models, plan, seed=3), compose(models, plan, seed=3)
+    c = compose(models, plan, seed=4)
+    assert a[0].equals(b[0]) and not a[0].equals(c[0])
+
+
+def test_exact_length_and_valid_lines(models):
+    plan = Plan(bars=6, melody_low=62, melody_high=80, key=Key(2))
+    for score in compose(models, plan, seed=1, variations=4):
+        assert score.bars == 6 and len(score.melody) == 96 and len(score.chords) == 24
+        notes = score.melody[score.melody >= 0] + score.key.tonic
+        assert notes.min() >= 62 and notes.max() <= 80
+        after_rest = np.flatnonzero(score.melody[:-1] == REST) + 1
+        assert not (score.melody[after_rest] == HOLD).any()
+        assert all(c is not None for c in score.chords)
+
+
+def test_chord_loop_repeats_and_song_ends_on_tonic(models):
+    plan = Plan(bars=9, loop_bars=4, key=Key(0, "minor"))
+    score = compose(models, plan, seed=2)[0]
+    assert score.chords[:16] == score.chords[16:32]
+    assert set(score.chords[32:]) == {chord_track.chord_of(
+        chord_track.token_of(__import__("arranger.score").score.Chord(0, "m9")))}
+    last = score.melody[8 * 16:]
+    assert last[0] >= 0 and (last[0] % 12) in {0, 3, 7, 10, 2} and (last[8:] == REST).all()
+    assert score.drums[8 * 16] & 1 and (score.drums[8 * 16 + 1:] == 0).all()
+
+
+def test_forced_tokens_are_kept_and_scored(models):
+    plan = Plan(bars=4, ending=False, loop_bars=0)
+    forced = Forced.free(2, 4)
+    forced.melody[:, :16] = melody_track.FIRST_PITCH_TOKEN + 12  # C5 whole-bar repeated onsets
+    gen = generate_tokens(models, plan, forced, seed=0)
+    assert (gen.melody[:, :16] == forced.melody[:, :16]).all()
+    assert (gen.forced_logp["melody"] < 0).all() and (gen.forced_logp["drums"] == 0).all()
+
+
+def test_batch_rows_differ(models):
+    scores = compose(models, Plan(bars=4), seed=0, variations=3)
+    assert not scores[0].equals(scores[1])
+
+
+def test_low_temperature_is_more_repetitive(models):
+    def distinct(temperature):
+        plan = Plan(bars=8, sampling={"melody": Sampling(temperature, 1.0)})
+        s = compose(models, plan, seed=5, variations=4)
+        return np.mean([len(set(x.melody[x.melody >= 0].tolist())) for x in s])
+
+    assert distinct(0.2) < distinct(2.0)
+
+
+def test_sparse_kit_and_chord_colour(models):
+    plan = Plan(bars=4, drum_kit="sparse", chord_color="ninths", ending=False)
+    score = compose(models, plan, seed=1)[0]
+    allowed = 1 | 2 | 1 << 7 | 1 << 8
+    assert ((score.drums.astype(int) & ~allowed) == 0).all()
+    assert {c.quality for c in score.chords} <= {"m9", "9", "maj9", "dim7", "m7b5", "aug",
+                                                "sus2", "sus4", "7sus4"}
+
+
+def test_free_marker_is_minus_one():
+    assert FREE == -1

@@ -1,0 +1,139 @@
+"""Encode/decode round trips and conditioning consistency of the layer modules."""
+
+import numpy as np
+import pytest
+
+from arranger.score import HOLD, REST, Chord, Key
+from tests.helpers import DRUM_VOCAB, make_score
+from tracks import chords as chord_track
+from tracks import drums as drum_track
+from tracks import melody as melody_track
+from tracks.bass import bass_line
+from tracks.common import UNKNOWN, Context
+
+
+def test_chord_tokens_round_trip():
+    score = make_score(bars=4)
+    assert chord_track.decode(chord_track.encode(score)) == score.chords
+    assert len(chord_track.VOCAB) == chord_track.VOCAB_SIZE
+    for tok in range(2, chord_track.VOCAB_SIZE):
+        assert chord_track.token_of(chord_track.chord_of(tok)) == tok
+
+
+def test_melody_tokens_round_trip():
+    score = make_score(bars=4)
+    assert np.array_equal(melody_track.decode(melody_track.encode(score)), score.melody)
+
+
+def test_melody_range_is_folded_by_octaves():
+    line = np.array([30, HOLD, REST, 110], np.int16)
+    fitted = melody_track.fit_range(line)
+    assert all(melody_track.LOW <= p < melody_track.HIGH for p in fitted[[0, 3]])
+    assert fitted[0] % 12 == 30 % 12 and fitted[3] % 12 == 110 % 12
+
+
+def test_melody_mask_forbids_hold_after_rest_and_out_of_range():
+    prev = np.array([melody_track.REST_TOKEN, melody_track.FIRST_PITCH_TOKEN + 5, 0])
+    mask = melody_track.token_mask(prev, 60, 72)
+    assert not mask[0, melody_track.HOLD_TOKEN] and mask[1, melody_track.HOLD_TOKEN]
+    assert not mask[2, melody_track.HOLD_TOKEN]  # nothing sounds before the first step
+    allowed = np.flatnonzero(mask[0, melody_track.FIRST_PITCH_TOKEN:]) + melody_track.LOW
+    assert allowed.min() == 60 and allowed.max() == 71
+
+
+def test_drum_tokens_round_trip_and_rare_reduction():
+    score = make_score(bars=2)
+    masks, levels = drum_track.decode(drum_track.encode(score, DRUM_VOCAB), DRUM_VOCAB)
+    assert np.array_equal(masks, score.drums)
+    rare = 1 | 4 | 1 << 6  # kick + hat + high tom: not in the vocabulary
+    tok = DRUM_VOCAB.token(rare, 1)
+    assert DRUM_VOCAB.mask_of(np.array([tok]))[0] == 1 | 4  # the tom is dropped first
+
+
+def test_drum_vocab_round_trips_through_list():
+    assert drum_track.DrumVocab.from_list(DRUM_VOCAB.to_list()).pairs == DRUM_VOCAB.pairs
+
+
+@pytest.mark.parametrize("module", [chord_track, melody_track, drum_track])
+def test_sliced_conditions_equal_whole_song_conditions(module):
+    """The coordinator computes conditions one step at a time; training all at once."""
+    score = make_score(bars=3)
+    ctx = Context.from_score(score)
+    n = len(score.chords) if module is chord_track else score.steps
+    cond, multi = module.conditions(ctx, 0, n)
+    for t in range(n):
+        c, m = module.conditions(ctx, t, t + 1)
+        assert np.array_equal(c[:, 0], cond[:, t])
+        if multi is not None:
+            assert np.array_equal(m[:, 0], multi[:, t])
+
+
+def test_melody_hears_the_chord_it_sits_on():
+    score = make_score(bars=1)
+    cond, multi = melody_track.conditions(Context.from_score(score), 0, 16)
+    assert cond[0, 0, 0] == 2 + 2  # Dm7 root (2 above C), offset past unknown and N
+    assert set(np.flatnonzero(multi[0, 0])) == {0, 2, 5, 9}
+    unknown = Context.from_score(score, has={"melody"})
+    cond_u, multi_u = melody_track.conditions(unknown, 0, 16)
+    assert (cond_u[..., 0] == 0).all() and not multi_u.any()
+
+
+def test_drums_hear_chord_changes_and_melody_onsets():
+    score = make_score(bars=2)
+    cond, _ = drum_track.conditions(Context.from_score(score), 0, score.steps)
+    change = cond[0, :, 2]
+    assert change[0] == 2 and change[16] == 2  # a new chord on each bar line
+    assert change[4] == 1 and change[1] == 1
+    onset = cond[0, :, 3]
+    assert onset[0] == 2 and onset[1] == 1
+    ctx = Context.from_score(score, has=set())
+    assert (drum_track.conditions(ctx, 0, 16)[0][0, :, 2:] == 0).all()
+
+
+def test_chords_hear_previous_beat_of_melody():
+    score = make_score(bars=1)
+    ctx = Context.from_score(score)
+    cond, multi = chord_track.conditions(ctx, 0, 4)
+    assert not multi[0, 0].any()  # nothing before the first beat
+    heard = int(score.melody[0]) % 12
+    assert multi[0, 1, heard] == 1.0 and cond[0, 1, 2] == 1
+    ctx.melody[:] = UNKNOWN
+    assert chord_track.conditions(ctx, 0, 4)[0][0, 1, 2] == 0
+
+
+@pytest.mark.parametrize("pcs,bass,expected", [
+    ([0, 4, 7], 0, (0, "maj")), ([2, 5, 9, 0], 2, (2, "m7")), ([7, 11, 2, 5], 7, (7, "7")),
+    ([9, 0, 4], 9, (9, "min")), ([11, 2, 5, 9], 11, (11, "m7b5")), ([0, 4, 7, 11], 0, (0, "maj7")),
+])
+def test_chord_recognition(pcs, bass, expected):
+    w = np.zeros(12)
+    w[pcs] = 1.0
+    assert chord_track.chord_from_pitch_classes(w, bass) == expected
+
+
+def test_voicings_lead_smoothly_and_stay_in_range():
+    chords = [Chord(2, "m7")] * 4 + [Chord(7, "7")] * 4 + [Chord(0, "maj7")] * 8
+    spans = chord_track.voice(chords, Key(0))
+    assert [s[:2] for s in spans] == [(0, 4), (4, 8), (8, 16)]
+    for (_, _, a), (_, _, b) in zip(spans, spans[1:], strict=False):
+        assert sum(abs(x - y) for x, y in zip(a, b, strict=True)) <= 8  # voice leading
+    assert all(52 <= p <= 76 for _, _, v in spans for p in v)
+
+
+def test_recolor_to_ninths_and_triads():
+    chords = (Chord(2, "m7"), Chord(7, "7"), Chord(0, "maj"))
+    assert [c.quality for c in chord_track.recolor(chords, "ninths")] == ["m9", "9", "maj9"]
+    assert [c.quality for c in chord_track.recolor(chords, "triads")] == ["min", "maj", "maj"]
+
+
+def test_bass_follows_the_chords():
+    score = make_score(bars=8)
+    line = bass_line(score, seed=3)
+    onsets = np.flatnonzero(line >= 0)
+    for beat, chord in enumerate(score.chords):  # a note starts on every chord change
+        if beat == 0 or chord != score.chords[beat - 1]:
+            assert beat * 4 in onsets
+    on_root = [line[s] % 12 == score.chords[s // 4].root for s in onsets if s % 16 == 0]
+    assert all(on_root)  # downbeats play the root
+    absolute = line[onsets] + score.key.tonic
+    assert absolute.min() >= 28 and absolute.max() <= 62

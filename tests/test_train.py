@@ -1,0 +1,95 @@
+"""Training: it learns, reports bits/step, checkpoints, resumes, and exports safe weights."""
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from arranger.coordinator import Plan, compose
+from arranger.layer_data import is_validation
+from arranger.train import TrainConfig, prepare_layer, resolve_device, train_layer
+from arranger.weights import load_models
+from tests.helpers import make_score
+from tracks.model import WeightsError, load_weights
+
+
+@dataclass(frozen=True)
+class FakeSong:
+    source: str
+    score: object
+    layers: frozenset
+    dataset: str = "test"
+
+
+def corpus(n=24):
+    layers = frozenset({"chords", "melody", "drums"})
+    return [FakeSong(f"song{i}.mid", make_score(bars=8, seed=i), layers) for i in range(n)]
+
+
+CFG = TrainConfig(epochs=3, batch_size=8, seq_len=64, hidden=32, num_layers=1, embed_dim=16,
+                  patience=5, lr=1e-2)
+
+
+@pytest.mark.parametrize("layer", ["chords", "melody", "drums"])
+def test_training_beats_unigram_and_exports_weights(tmp_path, layer):
+    cfg = CFG if layer != "chords" else TrainConfig(**{**CFG.__dict__, "seq_len": 16})
+    split = prepare_layer(corpus(), layer, cfg)
+    card = train_layer(split, cfg, tmp_path, torch.device("cpu"))
+    assert card["val_bits_per_step"] < card["unigram_val_bits_per_step"]
+    assert len(card["history"]) == 3 and card["train_tokens"] > 0
+    w = load_weights(tmp_path / f"{layer}.safetensors", layer)
+    assert w.vocab == split.vocab and w.card["epochs"] >= 1
+
+
+def test_resume_continues_from_last_epoch(tmp_path):
+    split = prepare_layer(corpus(), "melody", CFG)
+    two = TrainConfig(**{**CFG.__dict__, "epochs": 2})
+    train_layer(split, two, tmp_path, torch.device("cpu"))
+    card = train_layer(split, CFG, tmp_path, torch.device("cpu"), resume=True)
+    assert [h["epoch"] for h in card["history"]] == [1, 2, 3]
+
+
+def test_resume_refuses_another_config(tmp_path):
+    split = prepare_layer(corpus(), "melody", CFG)
+    train_layer(split, TrainConfig(**{**CFG.__dict__, "epochs": 1}), tmp_path, torch.device("cpu"))
+    other = TrainConfig(**{**CFG.__dict__, "hidden": 48})
+    with pytest.raises(ValueError, match="another config"):
+        train_layer(prepare_layer(corpus(), "melody", other), other, tmp_path,
+                    torch.device("cpu"), resume=True)
+
+
+def test_trained_folder_generates(tmp_path):
+    for layer in ("chords", "melody", "drums"):
+        train_layer(prepare_layer(corpus(), layer, CFG), CFG, tmp_path, torch.device("cpu"))
+    models = load_models(tmp_path)
+    song = compose(models, Plan(bars=4), seed=0)[0]
+    assert song.bars == 4 and (song.melody >= 0).any()
+
+
+def test_pickle_weights_are_refused(tmp_path):
+    evil = tmp_path / "melody.safetensors"
+    torch.save({"x": torch.zeros(2)}, evil)  # a pickle, whatever its name says
+    with pytest.raises(WeightsError, match="not a safetensors"):
+        load_weights(evil, "melody")
+
+
+def test_weights_of_another_layer_are_refused(tmp_path):
+    train_layer(prepare_layer(corpus(), "drums", CFG), CFG, tmp_path, torch.device("cpu"))
+    with pytest.raises(WeightsError, match="holds a 'drums' model"):
+        load_weights(tmp_path / "drums.safetensors", "melody")
+
+
+def test_validation_split_is_stable_and_by_song():
+    names = [f"song{i}" for i in range(1000)]
+    held = [n for n in names if is_validation(n, 0.1)]
+    assert 60 < len(held) < 140 and held == [n for n in names if is_validation(n, 0.1)]
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="choose auto"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")
