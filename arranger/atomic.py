@@ -22,6 +22,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
                                dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
@@ -62,6 +63,7 @@ def staged_dir(target: Path, *, force: bool = False, keep: bool = False) -> Iter
         raise FileExistsError(f"{target} already exists and is not empty (use --force to replace)")
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
+    os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700; the output gets the usual mode
     try:
         if keep and target.exists():
             shutil.copytree(target, stage, dirs_exist_ok=True, copy_function=shutil.copy2)
@@ -80,6 +82,12 @@ def _swap_in(stage: Path, target: Path) -> None:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(target.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(path: Path) -> None:

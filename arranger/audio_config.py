@@ -27,6 +27,7 @@ class Param:
     low: float = -INF
     high: float = INF
     choices: tuple[str, ...] = ()
+    integer: bool = False
 
 
 def _hz(low: float = 10.0, high: float = 24000.0) -> Param:
@@ -34,12 +35,13 @@ def _hz(low: float = 10.0, high: float = 24000.0) -> Param:
 
 
 _UNIT = Param(0.0, 1.0)
-_FILTER = {"cutoff_frequency_hz": _hz()}
+_FILTER = {"cutoff_frequency_hz": _hz(), "order": Param(1, 8, integer=True)}
 _SHELF = {"cutoff_frequency_hz": _hz(), "gain_db": Param(-48.0, 48.0), "q": Param(0.05, 20.0)}
 RESAMPLE_QUALITIES = ("ZeroOrderHold", "Linear", "CatmullRom", "Lagrange", "WindowedSinc")
 
-# Effect name -> parameter name -> allowed values. Names and units follow pedalboard; TapeWobble
-# and VinylCrackle are ours (arranger.fx). Keep in step with arranger.fx.EFFECT_FACTORIES.
+# Effect name -> parameter name -> allowed values. Names and units follow pedalboard; LowPass and
+# HighPass (Butterworth, ``order`` x 6 dB/octave), TapeWobble and VinylCrackle are ours
+# (arranger.fx). Keep in step with arranger.fx.EFFECT_FACTORIES.
 EFFECT_PARAMETERS: dict[str, dict[str, Param]] = {
     "LowPass": _FILTER,
     "HighPass": _FILTER,
@@ -163,6 +165,8 @@ class EffectSpec:
 
 
 def _param(d: Mapping, key: str, where: str, rule: Param) -> Any:
+    if rule.integer:
+        return _integer(d, key, where, 0, int(rule.low), int(rule.high))
     if not rule.choices:
         return _number(d, key, where, 0.0, rule.low, rule.high)
     value = d[key]

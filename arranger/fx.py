@@ -3,8 +3,9 @@
 ``audio`` is float32 of shape (channels, samples); every effect returns the same shape, so
 reverb and delay tails are cut at the end of the input (stems already carry a release tail).
 
-``TapeWobble`` and ``VinylCrackle`` are vectorised numpy; everything else is pedalboard. Chains
-come from ``EffectSpec`` lists (see ``arranger.audio_config``) through ``build_chain``.
+``TapeWobble``, ``VinylCrackle``, ``LowPass`` and ``HighPass`` are ours (numpy/scipy);
+everything else is pedalboard. Chains come from ``EffectSpec`` lists (see
+``arranger.audio_config``) through ``build_chain``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pedalboard as pb
+from scipy.signal import butter, sosfilt
 
 from arranger.audio_config import EffectSpec, derive_seed
 
@@ -137,9 +139,10 @@ class VinylCrackle:
     Parameters
     ----------
     density_per_s : clicks per second, exactly (positions are random, the count is not).
-    level_db : peak level of the loudest clicks, dBFS; each click is 0 to -6 dB below it.
+    level_db : peak level of the loudest clicks, dBFS; each peaks 0 to -6 dB below it (clicks
+        that overlap add up).
     hiss_db : RMS level of the surface hiss, dBFS (None or -inf: none).
-    rumble_db : RMS level of turntable rumble below ~40 Hz, dBFS (None or -inf: none).
+    rumble_db : RMS level of turntable rumble (8-35 Hz), dBFS (None or -inf: none).
     seed : makes the noise reproducible.
     """
 
@@ -177,10 +180,11 @@ class VinylCrackle:
 
     def rumble(self, rng: np.random.Generator, shape: tuple[int, int],
                sample_rate: float) -> np.ndarray:
-        """Mono noise below ~40 Hz: smoothed random control points at ~1.4 kHz, upsampled."""
-        points = rng.standard_normal(-(-shape[1] // CONTROL_STEP) + 16)
-        width = max(1, int(sample_rate / CONTROL_STEP / 40))
-        smooth = np.convolve(points, np.ones(width) / width, mode="same")
+        """Mono noise band-passed to 8-35 Hz at the control rate, then upsampled; (1, n)."""
+        control_rate = sample_rate / CONTROL_STEP
+        points = rng.standard_normal(-(-shape[1] // CONTROL_STEP) + 1 + int(control_rate))
+        band = butter(2, [8.0, 35.0], btype="bandpass", fs=control_rate, output="sos")
+        smooth = sosfilt(band, points)[int(control_rate) :]  # drop the filter's 1 s settling
         smooth *= _db(self.rumble_db) / max(float(np.std(smooth)), 1e-12)
         return upsample_linear(smooth, CONTROL_STEP, shape[1])[None, :]
 
@@ -195,16 +199,51 @@ class VinylCrackle:
         return out
 
 
+def _butterworth(audio: np.ndarray, sample_rate: float, cutoff_hz: float, order: int,
+                 kind: str) -> np.ndarray:
+    nyquist = sample_rate / 2
+    if kind == "lowpass" and cutoff_hz >= 0.99 * nyquist:
+        return np.array(audio, dtype=np.float32)  # nothing to cut below Nyquist
+    sos = butter(order, min(cutoff_hz, 0.99 * nyquist), btype=kind, fs=sample_rate,
+                 output="sos")
+    return sosfilt(sos, audio, axis=-1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LowPass:
+    """Butterworth low-pass: -3 dB at the cutoff, then ``6 * order`` dB per octave.
+
+    pedalboard's ``LowpassFilter`` is first order (6 dB/octave), too gentle to darken a layer.
+    """
+
+    cutoff_frequency_hz: float = 5000.0
+    order: int = 4
+
+    def __call__(self, audio: np.ndarray, sample_rate: float) -> np.ndarray:
+        return _butterworth(audio, sample_rate, self.cutoff_frequency_hz, self.order, "lowpass")
+
+
+@dataclass(frozen=True)
+class HighPass:
+    """Butterworth high-pass: -3 dB at the cutoff, ``6 * order`` dB per octave below it."""
+
+    cutoff_frequency_hz: float = 50.0
+    order: int = 2
+
+    def __call__(self, audio: np.ndarray, sample_rate: float) -> np.ndarray:
+        return _butterworth(audio, sample_rate, self.cutoff_frequency_hz, self.order, "highpass")
+
+
 def _resample(params: dict[str, Any]) -> pb.Resample:
-    # Lo-fi wants the grit, not the polish: Linear is ~10x faster than pedalboard's default.
+    # Lo-fi wants the grit, not the polish: Linear is ~15x faster than pedalboard's default.
     quality = getattr(pb.Resample.Quality, params.pop("quality", "Linear"))
     return pb.Resample(quality=quality, **params)
 
 
 # Effect name (EffectSpec.type) -> constructor taking the spec's params and a seed.
 EFFECT_FACTORIES: dict[str, Callable[[dict[str, Any], int], Effect]] = {
-    "LowPass": lambda p, _: pb.LowpassFilter(**p),
-    "HighPass": lambda p, _: pb.HighpassFilter(**p),
+    "LowPass": lambda p, _: LowPass(**p),
+    "HighPass": lambda p, _: HighPass(**p),
     "LowShelf": lambda p, _: pb.LowShelfFilter(**p),
     "HighShelf": lambda p, _: pb.HighShelfFilter(**p),
     "PeakFilter": lambda p, _: pb.PeakFilter(**p),

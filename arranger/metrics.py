@@ -7,7 +7,7 @@ the metrics are transposition-invariant, as the published ones are.
 =====================================  ==========================================================
 metric                                 definition
 =====================================  ==========================================================
-:func:`pitch_class_entropy`            MusPy ``pitch_class_entropy``; Wu & Yang 2020 (H)
+:func:`pitch_class_entropy`            MusPy ``pitch_class_entropy``; cf. Wu & Yang 2020 (H)
 :func:`scale_consistency`              MusPy ``scale_consistency``; Mogren 2016 (C-RNN-GAN)
 :func:`used_pitch_classes`             MuseGAN UPC (Dong et al. 2018)
 :func:`empty_bar_rate`                 MuseGAN EB; MusPy ``empty_measure_rate``
@@ -114,9 +114,9 @@ def tonal_centroid(pitch_classes: np.ndarray) -> np.ndarray:
 def pitch_class_entropy(score: Score, layer: str = "melody") -> float:
     """Shannon entropy (bits) of the pitch-class histogram of the notes of ``layer``.
 
-    MusPy ``pitch_class_entropy`` (the Jazz Transformer's H over a whole song): every note counts
-    once, whatever its length. 0 for a single pitch class, log2(7) for a major scale, at most
-    log2(12). NaN without notes.
+    MusPy ``pitch_class_entropy``, over the whole song (Wu & Yang 2020's H averages it over 1- or
+    4-bar windows): every note counts once, whatever its length. 0 for a single pitch class,
+    log2(7) for a major scale, at most log2(12). NaN without notes.
     """
     pcs = note_pitches(score, layer) % 12
     if not len(pcs):

@@ -147,13 +147,14 @@ def normalise(audio: np.ndarray, sample_rate: float, target_lufs: float,
 
     Limiting lowers loudness, so the gain is corrected and the limiter re-run until within
     ``LOUDNESS_TOLERANCE_LU``. The peak envelope is computed once for the largest gain tried.
-    Silence (or audio too short to gate) only gets the ceiling.
+    Silence, audio too short to gate, or a target of -inf only get the ceiling.
     """
     limit = ceiling_dbtp - LIMITER_MARGIN_DB
     loudness = integrated_loudness(audio, sample_rate)
-    if not math.isfinite(loudness):
+    if not (math.isfinite(loudness) and math.isfinite(target_lufs)):
         out = true_peak_limit(audio, sample_rate, limit)
-        return Normalised(out, loudness, true_peak_db(out, sample_rate))
+        reached = integrated_loudness(out, sample_rate)
+        return Normalised(out, reached, true_peak_db(out, sample_rate))
     gain_db, envelope_gain_db, envelope = target_lufs - loudness, -math.inf, None
     for _ in range(MAX_PASSES):
         if gain_db > envelope_gain_db:  # exact wherever this gain or 1.5 dB more could clip
@@ -179,6 +180,8 @@ def master_measured(stems: Mapping[str, np.ndarray], master: MasterSound, sample
     chain = build_chain(master.effects, derive_seed(seed, "master"))
     out = as_stereo(apply_chain(chain, total, sample_rate))
     out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+    if not total.any():  # no music: keep the master chain's noise (crackle) as it is, not at -14
+        return normalise(out, sample_rate, -math.inf, master.true_peak_dbtp)
     return normalise(out, sample_rate, master.target_lufs, master.true_peak_dbtp)
 
 

@@ -110,6 +110,40 @@ def _finite(value: float) -> float | None:
     return round(value, 2) if math.isfinite(value) else None
 
 
+def _render_stems(midi: pretty_midi.PrettyMIDI, names: list[str],
+                  sounds: Mapping[str, LayerSound], render: RenderSettings, soundfont: Path,
+                  stem_dir: Path, clock: _Clock, *, swing: float, seed: int,
+                  n_samples: int) -> None:
+    """Render -> effects -> stem file for each layer, two layers at a time."""
+    rate = render.sample_rate
+
+    def layer(name: str) -> None:
+        sound = sounds.get(name)
+        with clock.stage("render", name):
+            raw = render_layer(loaded, midi, name, n_samples, swing=swing,
+                               humanize_ms=render.humanize_ms,
+                               humanize_velocity=render.humanize_velocity, seed=seed,
+                               program=sound.program if sound else None)
+        with clock.stage("effects", name):
+            stem = process_stem(raw, sound or LayerSound(program=0), rate, seed, name)
+        with clock.stage("export stems", name):
+            write_wav(stem_dir / f"{name}.wav", stem, rate)
+
+    with LoadedSoundfont(soundfont, rate) as loaded, ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(layer, names))
+
+
+def _export(jobs: list[tuple[Callable[..., Path], Path]], audio: np.ndarray, rate: int,
+            clock: _Clock) -> None:
+    """Write the master files in parallel: the MP3 encoder is by far the slowest."""
+    def export(job: tuple[Callable[..., Path], Path]) -> None:
+        with clock.stage("export mix", job[1].name):
+            job[0](job[1], audio, rate)
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(export, jobs))
+
+
 def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound],
                   master: MasterSound, render: RenderSettings, out_dir: Path, *, swing: float,
                   seed: int, formats: Sequence[str] = ("wav", "mp3"),
@@ -141,32 +175,15 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
     stem_dir = out_dir / "stems"
     mixes = [(_WRITERS[f], out_dir / f"mix.{f}") for f in FORMATS if f in formats]
     with _Clock(progress, 3 * len(todo) + 2 + len(mixes)) as clock:
-        with LoadedSoundfont(soundfont, rate) as loaded, ThreadPoolExecutor(WORKERS) as pool:
-            def layer(name: str) -> None:
-                sound = sounds.get(name)
-                with clock.stage("render", name):
-                    raw = render_layer(loaded, midi, name, n_samples, swing=swing,
-                                       humanize_ms=render.humanize_ms,
-                                       humanize_velocity=render.humanize_velocity, seed=seed,
-                                       program=sound.program if sound else None)
-                with clock.stage("effects", name):
-                    stem = process_stem(raw, sound or LayerSound(program=0), rate, seed, name)
-                with clock.stage("export stems", name):
-                    write_wav(stem_dir / f"{name}.wav", stem, rate)
-
-            list(pool.map(layer, todo))
+        _render_stems(midi, todo, sounds, render, soundfont, stem_dir, clock, swing=swing,
+                      seed=seed, n_samples=n_samples)
         with clock.stage("export stems", "read back"):
             stems = _read_stems(stem_dir, enabled, rate, n_samples)
         with clock.stage("master"):
             silence = np.zeros((2, n_samples), dtype=np.float32)
             result = (master_measured(stems, master, rate, seed) if stems
                       else Normalised(silence, -math.inf, -math.inf))
-        with ThreadPoolExecutor(WORKERS) as pool:  # the MP3 encoder is by far the slowest
-            def export(job: tuple[Callable[..., Path], Path]) -> None:
-                with clock.stage("export mix", job[1].name):
-                    job[0](job[1], result.audio, rate)
-
-            list(pool.map(export, mixes))
+        _export(mixes, result.audio, rate, clock)
     return {
         "soundfont": str(soundfont),
         "sample_rate": rate,

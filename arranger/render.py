@@ -14,6 +14,7 @@ re-rendering one layer reproduces it exactly and leaves the others untouched.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import math
 import os
 import re
@@ -28,7 +29,7 @@ import pretty_midi
 
 from arranger.audio_config import derive_seed
 
-SYNTH_GAIN = 0.8  # FluidSynth's default 0.2 peaks near -18 dBFS; this puts stems near -8 dBFS
+SYNTH_GAIN = 0.8  # FluidSynth's default 0.2 is very quiet; at 0.8 GM stems peak ~-18..-8 dBFS
 FLUID_BLOCK = 64  # FluidSynth renders in blocks of this many samples
 DRUM_CHANNEL, MELODIC_CHANNEL = 9, 0
 DRUM_BANK = 128
@@ -41,7 +42,9 @@ _SYNTH_SETTINGS = {
     "synth.dynamic-sample-loading": 0,  # samples stay in memory: the SoundFont is only read
 }
 
-_lib = ctypes.CDLL(fluidsynth.lib)
+# pyfluidsynth wraps only 16-bit output; float output and SoundFont sharing go through the
+# library it already loaded.
+_lib = ctypes.CDLL(getattr(fluidsynth, "lib", None) or ctypes.util.find_library("fluidsynth"))
 _lib.fluid_synth_write_float.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
                                          ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
                                          ctypes.c_int, ctypes.c_int]
@@ -61,6 +64,7 @@ def _filter_log(level: int, message: bytes, data: ctypes.c_void_p) -> None:
         _lib.fluid_default_log_function(level, message, None)
 
 
+# Process-wide, but it only silences that one message; other warnings still reach stderr.
 _lib.fluid_set_log_function.argtypes = [ctypes.c_int, _LogFunction, ctypes.c_void_p]
 _lib.fluid_set_log_function(_FLUID_WARN, _filter_log, None)
 
@@ -151,7 +155,8 @@ class LoadedSoundfont:
     """A SoundFont loaded once and lent to short-lived synthesizers (see the module docstring).
 
     Safe to lend to several threads at once: with dynamic sample loading off, synthesizers only
-    read the SoundFont.
+    read the SoundFont (its sample reference counts matter only to unloading, which happens
+    once, at ``close``). A fresh synthesizer always numbers its first SoundFont 1.
     """
 
     def __init__(self, path: Path, sample_rate: int) -> None:

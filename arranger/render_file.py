@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pretty_midi
@@ -32,11 +33,14 @@ def read_layers(path: Path) -> pretty_midi.PrettyMIDI:
 
 def render_midi_file(path: Path, preset_name: str, out: Path, *, seed: int = 0,
                      formats: Sequence[str] = ("wav", "mp3"), force: bool = False,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, soundfont: Path | None = None) -> dict:
+    """Render the MIDI at ``path`` with ``preset_name``'s sound into ``out``."""
     from arranger.produce import produce_audio
     from arranger.soundfont import find_soundfont
 
     preset = load_preset(preset_name)
+    if soundfont is not None:
+        preset = replace(preset, render=replace(preset.render, soundfont=str(soundfont)))
     pm = read_layers(Path(path))
     find_soundfont(preset.render.soundfont or None)
     with staged_dir(out, force=force) as stage:

@@ -46,7 +46,37 @@ def run_training(corpus: Sequence[Path], out: Path, *, layers: str = "chords,mel
                       f"held out (unigram {c['unigram_val_bits_per_step']:.3f}), "
                       f"{c.get('epochs', 0)} epochs")
         write_text(out / MODEL_CARD, json.dumps(_public(cards), indent=2) + "\n")
+        write_text(out / "MODEL_CARD.md", model_card_markdown(cards))
     return cards
+
+
+ATTRIBUTION = {
+    "pop909": "POP909 (Wang et al., ISMIR 2020; music-x-lab/POP909-Dataset), MIT licence",
+    "groove-gmd": "Groove MIDI Dataset v1.0.0 (Gillick et al., ICML 2019; Google Magenta), "
+                  "CC BY 4.0",
+    "openewld": "OpenEWLD (00sapo/OpenEWLD; from the Enhanced Wikifonia Leadsheet Dataset), "
+                "MIT licence, scores in the public domain",
+}
+
+
+def model_card_markdown(cards: dict) -> str:
+    """A human model card: data and attribution, sizes, epochs, held-out bits/step per layer."""
+    lines = ["# lofi layer models", "",
+             "Three conditioned LSTMs (see `tracks/model.py`); the bass has no model.", "",
+             "| layer | parameters | training tokens | epochs | held-out bits/step | "
+             "unigram bits/step |", "|---|---|---|---|---|---|"]
+    for layer, c in cards.items():
+        lines.append(f"| {layer} | {c['parameters']:,} | {c['train_tokens']:,} | "
+                     f"{c.get('epochs', 0)} | {c.get('val_bits_per_step', float('nan')):.3f} | "
+                     f"{c['unigram_val_bits_per_step']:.3f} |")
+    datasets = sorted({d for c in cards.values() for d in c.get("datasets", {})})
+    lines += ["", "## Data", ""]
+    lines += [f"- {ATTRIBUTION.get(d, d)}: songs per layer " + ", ".join(
+        f"{layer} {c['datasets'][d]}" for layer, c in cards.items() if d in c.get("datasets", {}))
+        for d in datasets]
+    lines += ["", "Songs were held out for validation by a stable hash of their source path "
+              "(10%). Training settings per layer are in `model_card.json`.", ""]
+    return "\n".join(lines)
 
 
 def _layers(text: str) -> list[str]:

@@ -1,0 +1,144 @@
+"""All speed and memory figures, measured side by side in one run, printed as ratios.
+
+Run: .venv/bin/python benchmarks/run.py [--quick]
+Keep the printed figures, with date and machine, in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+CORPUS = Path(os.environ.get("LOFI_CORPUS", ROOT.parent / "shared" / "corpus"))
+
+
+def header() -> None:
+    print(f"# lofi benchmarks, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.2f}; torch {torch.__version__}; CUDA "
+          f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
+
+
+def generation(bars: int) -> None:
+    from bench_generate import time_compose, windowed
+
+    from arranger.weights import load_models
+
+    models = load_models()
+    one, sixteen = time_compose(models, bars), time_compose(models, bars, 16, repeat=2)
+    w1 = time_compose(windowed(models), bars, repeat=1)
+    w16 = time_compose(windowed(models), bars, 16, repeat=1)
+    print(f"\n## Generation ({bars} bars, 3 layer models, CPU, 1 thread)")
+    print(f"stateful batch 1: {one.seconds:.3f} s (target <= 0.5 s); batch 16: "
+          f"{sixteen.seconds:.3f} s = {sixteen.seconds / one.seconds:.2f}x one (target <= 2x)")
+    print(f"re-running a 100-step window per step: batch 1 {w1.seconds:.2f} s -> stateful is "
+          f"{w1.seconds / one.seconds:.1f}x faster (target >= 20x); batch 16 {w16.seconds:.2f} s "
+          f"-> {w16.seconds / sixteen.seconds:.1f}x")
+
+
+def corpus_parsing(n_files: int) -> None:
+    import music21
+
+    from arranger.corpus import read_file
+
+    songs = sorted((CORPUS / "pop909" / "POP909").glob("*/*.mid"))[:n_files]
+    if not songs:
+        print("\n## Corpus preparation: skipped (no ../shared/corpus)")
+        return
+    t = time.perf_counter()
+    for path in songs:
+        read_file(path.parent)
+    ours = (time.perf_counter() - t) / len(songs)
+    t = time.perf_counter()
+    for path in songs:
+        music21.converter.parse(str(path))
+    m21 = (time.perf_counter() - t) / len(songs)
+    print(f"\n## Corpus preparation ({len(songs)} POP909 songs)")
+    print(f"lofi read_file (parse + quantise + chords + key): {ours * 1000:.0f} ms/song; music21 "
+          f"parse alone: {m21 * 1000:.0f} ms/song -> {m21 / ours:.1f}x faster (target >= 20x)")
+
+
+def audio(seconds: float) -> None:
+    from bench_audio import run
+
+    r = run(seconds, "", ("wav", "mp3"))
+    busy = sum(r["stage_seconds"].values())
+    shares = ", ".join(f"{k} {100 * v / busy:.0f}%" for k, v in r["stage_seconds"].items())
+    print(f"\n## Render + effects + stems + master ({seconds:.0f} s song, 4 layers, WAV + MP3)")
+    print(f"wall {r['total_seconds']:.2f} s -> {r['realtime_factor']:.1f}x real time (target >= "
+          f"60x); CPU {r['cpu_seconds']:.2f} s; stage shares: {shares}")
+
+
+def training(device: str, seconds: float = 20.0) -> None:
+    from tracks import melody
+    from tracks.model import ConditionedLSTM, ModelConfig
+
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    batch, length = (64, 128) if dev.type == "cpu" else (512, 256)
+    cfg = ModelConfig("melody", melody.VOCAB_SIZE, melody.COND_SIZES, melody.MULTI_HOT)
+    model = ConditionedLSTM(cfg).to(dev)
+    opt = torch.optim.AdamW(model.parameters())
+    prev = torch.randint(0, cfg.vocab_size, (batch, length), device=dev)
+    cond = torch.zeros(batch, length, len(cfg.cond_sizes), dtype=torch.long, device=dev)
+    multi = torch.zeros(batch, length, 12, device=dev)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            logits, _ = model(prev, cond, multi)
+        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), prev.flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        steps += 1
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    rate = steps * batch * length / (time.perf_counter() - start)
+    target = " (target >= 3M on an H100-class GPU)" if dev.type == "cuda" else ""
+    print(f"training {device}: B{batch} T{length} H{cfg.hidden}x{cfg.num_layers}: "
+          f"{rate:,.0f} tokens/s{target}")
+
+
+def whole_generate() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "arranger.cli", "generate", "--seed", "1", "--bars", "56",
+               "--out", str(Path(tmp) / "song")]
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+        wall = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print("\n## Whole `lofi generate` (56 bars at 72 bpm ~ 3 minutes; MIDI, pictures, stems, "
+          "WAV + MP3)")
+    print(f"wall {wall:.1f} s (target <= 8 s); peak memory {peak_mb:.0f} MB (target <= 1024 MB)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="shorter runs, fewer files")
+    args = ap.parse_args()
+    header()
+    generation(64)
+    corpus_parsing(3 if args.quick else 8)
+    audio(60.0 if args.quick else 180.0)
+    print("\n## Training throughput")
+    training("cpu", 5.0 if args.quick else 20.0)
+    if torch.cuda.is_available():
+        training("cuda", 20.0)
+    whole_generate()
+
+
+if __name__ == "__main__":
+    main()

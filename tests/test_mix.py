@@ -1,0 +1,169 @@
+"""Mixing and mastering: gain/pan, stem ceilings, loudness target, true-peak ceiling."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from arranger.audio_config import EffectSpec, LayerSound, MasterSound, RenderSettings
+from arranger.loudness import integrated_loudness, true_peak_db
+from arranger.mix import (
+    STEM_CEILING_DBFS,
+    mix,
+    normalise,
+    pan_gains,
+    process_stem,
+    process_stems,
+    true_peak_limit,
+)
+
+LOFI_MASTER = MasterSound((EffectSpec("TapeWobble"), EffectSpec("VinylCrackle"),
+                           EffectSpec("Compressor", {"threshold_db": -20.0, "ratio": 3.0})))
+
+
+def synthetic_stems(seconds: float = 4.0, sample_rate: int = 44100,
+                    seed: int = 0) -> dict[str, np.ndarray]:
+    """Stereo stems with music-like crest factors: chords, bass, decaying noise hits."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    chords = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) * 0.1
+    bass = np.sin(2 * np.pi * 55.0 * t) * 0.3 * (1 + np.sign(np.sin(2 * np.pi * 1.5 * t))) / 2
+    hits = np.zeros_like(t)
+    for start in np.arange(0, seconds, 0.25):
+        n = int(start * sample_rate)
+        decay = np.exp(-np.arange(len(t) - n) / (0.03 * sample_rate))
+        hits[n:] += rng.standard_normal(len(t) - n) * decay * 0.5
+    return {name: np.stack([x, x]).astype(np.float32)
+            for name, x in (("chords", chords), ("bass", bass), ("drums", hits))}
+
+
+def peak_dbfs(audio: np.ndarray) -> float:
+    return 20 * math.log10(float(np.abs(audio).max()))
+
+
+def rms_db(audio: np.ndarray) -> float:
+    return 10 * math.log10(float(np.mean(np.square(audio, dtype=np.float64))))
+
+
+@pytest.mark.parametrize("pan", np.linspace(-1, 1, 9))
+def test_pan_is_constant_power(pan):
+    left, right = pan_gains(pan)
+    assert left**2 + right**2 == pytest.approx(2.0)
+    assert (left >= right) == (pan <= 0)
+
+
+def test_pan_extremes_and_centre():
+    assert pan_gains(0.0) == pytest.approx((1.0, 1.0))
+    assert pan_gains(-1.0) == pytest.approx((math.sqrt(2), 0.0), abs=1e-12)
+    assert pan_gains(1.0) == pytest.approx((0.0, math.sqrt(2)), abs=1e-12)
+
+
+def test_gain_and_pan_are_applied():
+    stem = synthetic_stems()["chords"]
+    out = process_stem(stem, LayerSound(0, gain_db=-6.0, pan=-1.0), 44100, 0, "chords")
+    assert rms_db(out[0]) == pytest.approx(rms_db(stem[0]) - 6.0 + 3.01, abs=0.01)
+    assert not out[1].any()
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_hot_stems_are_scaled_under_minus_1_dbfs_and_quiet_ones_left_alone(channels):
+    hot = np.ones((channels, 1000), np.float32) * 2.0
+    out = process_stem(hot, LayerSound(0), 44100, 0, "x")
+    assert out.shape == (2, 1000)
+    assert peak_dbfs(out) == pytest.approx(STEM_CEILING_DBFS, abs=1e-3)
+    quiet = synthetic_stems()["chords"] * 0.1
+    assert np.array_equal(process_stem(quiet, LayerSound(0), 44100, 0, "x"), quiet)
+
+
+def test_a_processed_stem_depends_only_on_its_own_layer():
+    stems = synthetic_stems()
+    sounds = {name: LayerSound(0, effects=(EffectSpec("VinylCrackle"),)) for name in stems}
+    alone = process_stems({"bass": stems["bass"]}, sounds, 44100, seed=3)
+    together = process_stems(stems, sounds, 44100, seed=3)
+    assert np.array_equal(alone["bass"], together["bass"])
+    assert not np.array_equal(together["bass"], process_stems(stems, sounds, 44100, 4)["bass"])
+
+
+@pytest.mark.parametrize("sample_rate", [44100, 48000])
+@pytest.mark.parametrize("target", [-14.0, -18.0, -9.0])
+def test_master_lands_on_the_target_under_the_ceiling(sample_rate, target):
+    stems = synthetic_stems(sample_rate=sample_rate)
+    sounds = {name: LayerSound(0, gain_db=-3.0) for name in stems}
+    master, processed = mix(stems, sounds, MasterSound(LOFI_MASTER.effects, target_lufs=target),
+                            sample_rate, seed=1)
+    assert np.isfinite(master).all() and master.dtype == np.float32
+    assert integrated_loudness(master, sample_rate) == pytest.approx(target, abs=0.5)
+    assert true_peak_db(master, sample_rate) <= -1.0
+    assert {a.shape for a in processed.values()} == {master.shape}
+    assert all(peak_dbfs(a) <= -1.0 for a in processed.values())
+
+
+def test_spiky_audio_needing_heavy_limiting_still_meets_both_targets():
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((2, 5 * 44100)) * 0.01).astype(np.float32)
+    x[:, ::11025] = 0.9  # isolated full-scale clicks on a quiet bed
+    result = normalise(x, 44100, -14.0, -1.0)
+    assert result.loudness_lufs == pytest.approx(-14.0, abs=0.5)
+    assert integrated_loudness(result.audio, 44100) == pytest.approx(result.loudness_lufs)
+    assert true_peak_db(result.audio, 44100) <= -1.0
+    assert result.true_peak_dbtp == pytest.approx(true_peak_db(result.audio, 44100))
+
+
+def test_limiter_only_turns_down_and_respects_the_ceiling():
+    stems = synthetic_stems()
+    loud = sum(stems.values()) * 4.0
+    out = true_peak_limit(loud, 44100, -3.0)
+    assert true_peak_db(out, 44100) <= -3.0 + 0.1
+    assert np.all(np.abs(out) <= np.abs(loud) + 1e-6)
+    quiet = loud * 0.01
+    assert np.array_equal(true_peak_limit(quiet, 44100, -3.0), quiet)
+
+
+def test_silent_stems_give_a_silent_master_without_nan():
+    silent = {"a": np.zeros((2, 44100), np.float32), "b": np.zeros((2, 44100), np.float32)}
+    master, processed = mix(silent, {}, MasterSound(), 44100)
+    assert np.isfinite(master).all() and not master.any()
+    assert master.shape == (2, 44100)
+
+
+def test_mixing_is_deterministic_and_seeded():
+    stems = synthetic_stems(seconds=2.0)
+    first, _ = mix(stems, {}, LOFI_MASTER, 44100, seed=5)
+    assert np.array_equal(first, mix(stems, {}, LOFI_MASTER, 44100, seed=5)[0])
+    assert not np.array_equal(first, mix(stems, {}, LOFI_MASTER, 44100, seed=6)[0])
+
+
+def test_stems_of_different_lengths_are_refused():
+    stems = {"a": np.zeros((2, 100), np.float32), "b": np.zeros((2, 101), np.float32)}
+    with pytest.raises(ValueError, match="differ in length"):
+        mix(stems, {}, MasterSound(), 44100)
+
+
+def test_sound_settings_round_trip():
+    layer = LayerSound(33, gain_db=-2.5, pan=0.25, effects=(EffectSpec(
+        "LowPass", {"cutoff_frequency_hz": 900.0}),), enabled=False)
+    assert LayerSound.from_dict(layer.to_dict(), "p.toml: layers.bass") == layer
+    master = MasterSound(LOFI_MASTER.effects, target_lufs=-16.0, true_peak_dbtp=-2.0)
+    assert MasterSound.from_dict(master.to_dict(), "p.toml: master") == master
+    render = RenderSettings("x.sf2", 48000, 3.0, 4, 1.5)
+    assert RenderSettings.from_dict(render.to_dict(), "p.toml: render") == render
+    assert LayerSound.from_dict({}, "w") == LayerSound(0)
+
+
+@pytest.mark.parametrize("cls,data,message", [
+    (LayerSound, {"gain_db": "loud"},
+     "presets/x.toml: layers.drums.gain_db = 'loud': expected a number in -60..12"),
+    (LayerSound, {"pan": 2.0}, "layers.drums.pan = 2.0: expected a number in -1..1"),
+    (LayerSound, {"program": 128}, "layers.drums.program = 128: expected an integer in 0..127"),
+    (LayerSound, {"enabled": "yes"}, "layers.drums.enabled = 'yes': expected true or false"),
+    (LayerSound, {"volume": 1}, "unknown field 'volume'"),
+    (LayerSound, {"effects": [{"type": "Fuzz"}]}, "layers.drums.effects[0].type = 'Fuzz'"),
+    (MasterSound, {"target_lufs": 3.0}, "target_lufs = 3.0: expected a number in -40..-5"),
+    (RenderSettings, {"sample_rate": 44100.5}, "sample_rate = 44100.5: expected an integer"),
+])
+def test_invalid_settings_give_one_clear_line(cls, data, message):
+    with pytest.raises(ValueError) as error:
+        cls.from_dict(data, "presets/x.toml: layers.drums")
+    assert message in str(error.value) and "\n" not in str(error.value)
