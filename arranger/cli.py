@@ -196,6 +196,9 @@ def eval_cmd(
     seed: Annotated[int, typer.Option(help="Generation and chord-shuffle seed.")] = 0,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Also write the results as JSON to this file.")] = None,
+    train_paths: Annotated[list[Path] | None, typer.Option(
+        "--train-paths", help="Corpus whose training side the Markov baselines count "
+                              "(default: --corpus).")] = None,
     max_files: Annotated[int | None, typer.Option(
         help="Read at most this many files, spread over the corpus.")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes for reading the corpus.")] = None,
@@ -210,7 +213,7 @@ def eval_cmd(
     if json_out is not None and json_out.is_dir():
         _run(_fail, f"--json {json_out}: is a folder; give a file name")
     result = _run(evaluate, corpus, weights, n=n, seed=seed, bars=bars, max_files=max_files,
-                  workers=workers, progress=sys.stderr.isatty())
+                  workers=workers, train_paths=train_paths, progress=sys.stderr.isatty())
     console.print(format_table(result), highlight=False, markup=False)
     if json_out is not None:
         write_text(json_out, json.dumps(result, indent=2) + "\n")

@@ -93,8 +93,12 @@ class Generated:
 class _Stepper:
     """One model with its carried state and sampling rule."""
 
-    def __init__(self, weights: LayerWeights, batch: int, sampling: Sampling, allowed=None):
+    def __init__(self, weights: LayerWeights, batch: int, sampling: Sampling, allowed=None,
+                 module=None):
         self.model = weights.model
+        blind = weights.card.get("blind_conditions", [])
+        self.blind = list(blind)
+        self.blind_multi = module is not None and module.MULTI_FOLLOWS in blind
         self.sampling = sampling
         self.prev = torch.full((batch, 1), BOS, dtype=torch.long)
         self.state = None
@@ -103,6 +107,10 @@ class _Stepper:
         self.allowed[BOS] = False
 
     def logits(self, cond: np.ndarray, multi: np.ndarray | None) -> torch.Tensor:
+        if self.blind:
+            cond[..., self.blind] = 0  # see arranger.train.blind_conditions
+            if self.blind_multi:
+                multi = np.zeros_like(multi)
         m = None if multi is None else torch.from_numpy(multi)
         out, self.state = self.model(self.prev, torch.from_numpy(cond), m, self.state)
         return out[:, -1].float()
@@ -147,9 +155,9 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int) -> Ge
     ctx = Context.empty(batch, plan.bars)
     gen = torch.Generator().manual_seed(int(seed))
     sp = {layer: plan.sampling.get(layer, Sampling()) for layer in MODEL_LAYERS}
-    chords = _Stepper(models.chords, batch, sp["chords"], _allowed(models.chords))
-    melody = _Stepper(models.melody, batch, sp["melody"], _allowed(models.melody))
-    drums = _Stepper(models.drums, batch, sp["drums"], _allowed(models.drums))
+    chords = _Stepper(models.chords, batch, sp["chords"], _allowed(models.chords), chord_track)
+    melody = _Stepper(models.melody, batch, sp["melody"], _allowed(models.melody), melody_track)
+    drums = _Stepper(models.drums, batch, sp["drums"], _allowed(models.drums), drum_track)
     chords.allowed[chord_track.N_TOKEN] = False
     drums.allowed &= _kit_mask(models.drum_vocab, plan.drum_kit)
     color = chord_track.recolor_table(plan.chord_color)

@@ -88,8 +88,13 @@ def _pad(prev, cond, multi, target, length):
 
 
 def is_validation(source: str, fraction: float) -> bool:
-    """Stable song-level split: the same song always lands on the same side."""
-    return (zlib.crc32(source.encode()) % 10_000) < fraction * 10_000
+    """Stable song-level split: the same song always lands on the same side.
+
+    Keyed on the last three parts of the path, so that ``../shared/corpus/x`` and
+    ``/work/shared/corpus/x`` split alike (training and evaluation must agree).
+    """
+    key = "/".join(source.replace("\\", "/").rstrip("/").split("/")[-3:])
+    return (zlib.crc32(key.encode()) % 10_000) < fraction * 10_000
 
 
 def unigram_bits(train_targets: torch.Tensor, val_targets: torch.Tensor, vocab: int) -> float:

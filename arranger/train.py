@@ -219,9 +219,21 @@ def _card(split: LayerSplit, cfg: TrainConfig, allowed: list[int], device) -> di
         "unigram_val_bits_per_step": round(unigram_bits(split.train.target, split.val.target,
                                                         split.config.vocab_size), 4),
         "allowed_tokens": allowed,
+        "blind_conditions": blind_conditions(split),
         "train_config": asdict(cfg),
         "device": device.type,
     }
+
+
+def blind_conditions(split: LayerSplit) -> list[int]:
+    """Conditions the training data never gave a known value (e.g. chords for drum-only songs).
+
+    The coordinator feeds those as "unknown" at generation too: a value the model never saw
+    would reach an embedding that was never trained.
+    """
+    mod = LAYER_MODULES[split.config.layer]
+    real = split.train.target != IGNORE
+    return [i for i in mod.UNKNOWABLE if not (split.train.cond[..., i][real] != 0).any()]
 
 
 def _export(model: ConditionedLSTM, split: LayerSplit, card: dict) -> LayerWeights:

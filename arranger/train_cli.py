@@ -31,7 +31,7 @@ def run_training(corpus: Sequence[Path], out: Path, *, layers: str = "chords,mel
     songs, report = load_corpus(list(corpus), workers=workers, progress=True)
     console.print(report.summary())
     out.mkdir(parents=True, exist_ok=True)
-    cards = _read_cards(out)
+    cards = {}
     for layer in wanted:
         split = prepare_layer(songs, layer, cfg)
         console.print(f"[bold]{layer}[/]: {split.train.tokens:,} training tokens, "
@@ -45,8 +45,7 @@ def run_training(corpus: Sequence[Path], out: Path, *, layers: str = "chords,mel
         console.print(f"  {layer}: {c.get('val_bits_per_step', float('nan')):.3f} bits/step "
                       f"held out (unigram {c['unigram_val_bits_per_step']:.3f}), "
                       f"{c.get('epochs', 0)} epochs")
-        write_text(out / MODEL_CARD, json.dumps(_public(cards), indent=2) + "\n")
-        write_text(out / "MODEL_CARD.md", model_card_markdown(cards))
+        write_model_cards(out)
     return cards
 
 
@@ -79,6 +78,23 @@ def model_card_markdown(cards: dict) -> str:
     return "\n".join(lines)
 
 
+def write_model_cards(out: Path) -> dict:
+    """model_card.json and MODEL_CARD.md from the cards inside the exported weights in ``out``.
+
+    Rebuilt from the weights files, so layers trained by separate runs all appear.
+    """
+    from tracks.model import load_weights
+
+    cards = {}
+    for layer in ("chords", "melody", "drums"):
+        path = out / f"{layer}.safetensors"
+        if path.exists():
+            cards[layer] = load_weights(path, layer).card
+    write_text(out / MODEL_CARD, json.dumps(_public(cards), indent=2) + "\n")
+    write_text(out / "MODEL_CARD.md", model_card_markdown(cards))
+    return cards
+
+
 def _layers(text: str) -> list[str]:
     wanted = [x.strip() for x in text.split(",") if x.strip()]
     for layer in wanted:
@@ -86,11 +102,6 @@ def _layers(text: str) -> list[str]:
             raise ValueError(f"--layers: unknown layer {layer!r} (choose chords, melody, drums; "
                              "the bass follows the chords and has no model)")
     return wanted
-
-
-def _read_cards(out: Path) -> dict:
-    path = out / MODEL_CARD
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _public(cards: dict) -> dict:

@@ -28,6 +28,8 @@ N_TOKEN = 1
 VOCAB_SIZE = 2 + 12 * len(QUALITIES)
 COND_SIZES = (BEATS_PER_BAR, 8, 2)  # beat in bar, bar in phrase, melody known
 MULTI_HOT = 12
+UNKNOWABLE = (2,)  # conditions whose value 0 means "this song lacks that layer"
+MULTI_FOLLOWS = 2  # the multi-hot is unknown together with this condition
 VOCAB = ["<start>", "N"] + [f"{r}:{q}" for r in range(12) for q in QUALITY_NAMES]
 
 

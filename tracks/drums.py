@@ -21,6 +21,8 @@ LAYER = "drums"
 SILENCE_TOKEN = 1
 COND_SIZES = (STEPS_PER_BAR, 4, 3, 3)
 MULTI_HOT = 0
+UNKNOWABLE = (2, 3)  # conditions whose value 0 means "this song lacks that layer"
+MULTI_FOLLOWS = None  # the multi-hot is unknown together with this condition
 # Hits dropped first when a combination is rare: toms, crash, open hat, ride, then the rest.
 _DROP_ORDER = (6, 5, 4, 7, 3, 8, 2, 1, 0)
 
