@@ -46,7 +46,7 @@ def _with_soundfont(preset, soundfont: Path | None):
     return replace(preset, render=replace(preset.render, soundfont=str(soundfont)))
 
 
-def _run(fn: Callable, *args, **kwargs):
+def _run(fn: Callable, *args, interrupted: str = "nothing was changed", **kwargs):
     """Call into the library; a problem with the user's input is one line and exit code 2."""
     from arranger.preset import PresetError
     from tracks.model import WeightsError
@@ -57,7 +57,7 @@ def _run(fn: Callable, *args, **kwargs):
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        err.print("interrupted: nothing was changed")
+        err.print(f"interrupted: {interrupted}")
         raise typer.Exit(130) from None
 
 
@@ -180,6 +180,7 @@ def train(
     from arranger.train_cli import run_training
 
     _run(run_training, corpus, out, layers=layers, device=device, resume=resume, workers=workers,
+         interrupted="checkpoint saved; continue with the same command and --resume",
          overrides=dict(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                         hidden=hidden, min_count=min_count, max_minutes=max_minutes,
                         threads=threads))

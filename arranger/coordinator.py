@@ -20,6 +20,7 @@ from tracks import chords as chord_track
 from tracks import drums as drum_track
 from tracks import melody as melody_track
 from tracks.common import BOS, Context
+from tracks.inference import fast_step
 from tracks.model import LayerWeights
 
 FREE = -1  # forced-token value meaning "the model chooses"
@@ -94,8 +95,8 @@ class _Stepper:
     """One model with its carried state and sampling rule."""
 
     def __init__(self, weights: LayerWeights, batch: int, sampling: Sampling, allowed=None,
-                 module=None):
-        self.model = weights.model
+                 module=None, fast: bool = True):
+        self.model = fast_step(weights.model) if fast else weights.model
         blind = weights.card.get("blind_conditions", [])
         self.blind = list(blind)
         self.blind_multi = module is not None and module.MULTI_FOLLOWS in blind
@@ -106,62 +107,68 @@ class _Stepper:
         self.allowed = np.ones(vocab, bool) if allowed is None else allowed
         self.allowed[BOS] = False
 
-    def logits(self, cond: np.ndarray, multi: np.ndarray | None) -> torch.Tensor:
+    def logits(self, cond: np.ndarray, multi: np.ndarray | None) -> np.ndarray:
         if self.blind:
             cond[..., self.blind] = 0  # see arranger.train.blind_conditions
             if self.blind_multi:
                 multi = np.zeros_like(multi)
         m = None if multi is None else torch.from_numpy(multi)
         out, self.state = self.model(self.prev, torch.from_numpy(cond), m, self.state)
-        return out[:, -1].float()
+        return out[:, -1].float().numpy()
 
     def advance(self, tokens: np.ndarray) -> None:
         self.prev = torch.from_numpy(tokens.astype(np.int64)).view(-1, 1)
 
 
-def _sample(logits: torch.Tensor, mask: np.ndarray, sampling: Sampling,
-            gen: torch.Generator) -> np.ndarray:
-    """Temperature + nucleus sampling by inverse CDF (deterministic for the generator)."""
-    logits = logits / max(sampling.temperature, 1e-4)
-    allowed = mask if isinstance(mask, torch.Tensor) else torch.from_numpy(mask)
-    logits = logits.masked_fill(~allowed, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    sorted_p, order = probs.sort(dim=-1, descending=True)
-    cum = sorted_p.cumsum(-1)
-    keep = (cum - sorted_p) < sampling.top_p
-    sorted_p = sorted_p * keep
-    cum = sorted_p.cumsum(-1)
-    u = torch.rand(len(probs), 1, generator=gen, dtype=cum.dtype) * cum[:, -1:]
-    pick = torch.searchsorted(cum, u).clamp_max(probs.shape[1] - 1)
-    return order.gather(1, pick).squeeze(1).numpy()
+def _sample(logits: np.ndarray, mask: np.ndarray, sampling: Sampling,
+            rng: np.random.Generator) -> np.ndarray:
+    """Temperature + nucleus (top-p) sampling by inverse CDF; deterministic for ``rng``."""
+    z = np.where(mask, logits / max(sampling.temperature, 1e-4), -np.inf)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    order = np.argsort(-p, axis=1, kind="stable")
+    sorted_p = np.take_along_axis(p, order, axis=1)
+    cum = np.cumsum(sorted_p, axis=1)
+    keep = (cum - sorted_p) < sampling.top_p * cum[:, -1:]
+    cum = np.cumsum(sorted_p * keep, axis=1)
+    u = rng.random((len(p), 1)) * cum[:, -1:]
+    pick = np.minimum((cum <= u).sum(axis=1), p.shape[1] - 1)
+    return order[np.arange(len(p)), pick]
 
 
-def _choose(logits, mask, forced, sampling, gen, logp_acc) -> np.ndarray:
+def _choose(logits, mask, forced, sampling, rng, logp_acc) -> np.ndarray:
     """Sample where free, take forced tokens elsewhere (accumulating their log-probability)."""
     is_forced = forced != FREE
     tokens = forced.copy()
     if not is_forced.all():
-        tokens = np.where(is_forced, forced, _sample(logits, mask, sampling, gen))
+        tokens = np.where(is_forced, forced, _sample(logits, mask, sampling, rng))
     if is_forced.any():
-        logp = torch.log_softmax(logits, -1).numpy()
         rows = np.flatnonzero(is_forced)
-        logp_acc[rows] += logp[rows, forced[rows]]
+        z = logits[rows].astype(np.float64)
+        top = z.max(axis=1, keepdims=True)
+        logz = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
+        logp_acc[rows] += z[np.arange(len(rows)), forced[rows]] - logz
     return tokens
 
 
-def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int) -> Generated:
-    """Run the coordinated generation for a batch; ``forced`` fixes tokens where not FREE."""
+def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
+                    fast: bool = True) -> Generated:
+    """Run the coordinated generation for a batch; ``forced`` fixes tokens where not FREE.
+
+    ``fast`` steps the LSTMs with :mod:`tracks.inference` (numpy) instead of PyTorch.
+    """
     batch, steps = forced.melody.shape
     ctx = Context.empty(batch, plan.bars)
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = np.random.default_rng(int(seed))
     sp = {layer: plan.sampling.get(layer, Sampling()) for layer in MODEL_LAYERS}
-    chords = _Stepper(models.chords, batch, sp["chords"], _allowed(models.chords), chord_track)
-    melody = _Stepper(models.melody, batch, sp["melody"], _allowed(models.melody), melody_track)
-    drums = _Stepper(models.drums, batch, sp["drums"], _allowed(models.drums), drum_track)
+    chords = _Stepper(models.chords, batch, sp["chords"], _allowed(models.chords), chord_track,
+                      fast)
+    melody = _Stepper(models.melody, batch, sp["melody"], _allowed(models.melody), melody_track,
+                      fast)
+    drums = _Stepper(models.drums, batch, sp["drums"], _allowed(models.drums), drum_track, fast)
     chords.allowed[chord_track.N_TOKEN] = False
     drums.allowed &= _kit_mask(models.drum_vocab, plan.drum_kit)
     color = chord_track.recolor_table(plan.chord_color)
-    chord_allowed, drum_allowed = torch.from_numpy(chords.allowed), torch.from_numpy(drums.allowed)
+    chord_allowed, drum_allowed = chords.allowed[None], drums.allowed[None]
     out = {k: np.zeros_like(getattr(forced, k)) for k in MODEL_LAYERS}
     logp = {k: np.zeros(batch) for k in MODEL_LAYERS}
     mel_low, mel_high = plan.melody_low - plan.key.tonic, plan.melody_high - plan.key.tonic + 1
@@ -277,28 +284,31 @@ def to_scores(gen: Generated, plan: Plan, models: Models) -> list[Score]:
 
 
 def compose(models: Models, plan: Plan, *, seed: int, variations: int = 1,
-            forced: Forced | None = None) -> list[Score]:
+            forced: Forced | None = None, fast: bool = True) -> list[Score]:
     """Write ``variations`` songs following ``plan``, generated as one batch."""
     forced = forced if forced is not None else Forced.free(variations, plan.bars)
     ending_forced(forced, plan, models)
-    torch.manual_seed(seed)
     with generation_mode():
-        gen = generate_tokens(models, plan, forced, seed)
+        gen = generate_tokens(models, plan, forced, seed, fast)
     return to_scores(gen, plan, models)
 
 
 class generation_mode:
-    """One thread and no oneDNN while generating.
+    """One thread (PyTorch and BLAS) and no oneDNN while generating.
 
     Step-by-step LSTM calls through oneDNN are ~30x slower on this CPU build, and a single thread
     is both the fastest at batch sizes this small and bit-stable whatever the machine's cores.
     """
 
     def __enter__(self) -> None:
+        from threadpoolctl import threadpool_limits
+
         self.saved = torch.get_num_threads(), torch.backends.mkldnn.enabled
         torch.set_num_threads(1)
         torch.backends.mkldnn.enabled = False
+        self.blas = threadpool_limits(1)  # numpy's BLAS too: tiny products, threads only wait
 
     def __exit__(self, *exc) -> None:
         torch.set_num_threads(self.saved[0])
         torch.backends.mkldnn.enabled = self.saved[1]
+        self.blas.restore_original_limits()

@@ -1,10 +1,10 @@
 """`lofi eval`: split, generation, conditioning check and the printed table, end to end."""
 
 import json
-from dataclasses import dataclass
 
 import pytest
 
+from arranger.corpus import Song
 from arranger.evaluate import (
     conditioning_check,
     crop,
@@ -25,14 +25,6 @@ PROGRESSIONS = (
     (Chord(9, "min"), Chord(5, "maj"), Chord(4, "min"), Chord(10, "maj")),
     (Chord(1, "dim"), Chord(6, "maj"), Chord(11, "min"), Chord(3, "aug")),
 )
-
-
-@dataclass(frozen=True)
-class FakeSong:
-    source: str
-    score: object
-    layers: frozenset
-    dataset: str = "test"
 
 
 def song_score(i: int, bars: int = 8):
@@ -78,7 +70,7 @@ def test_evaluate_songs_reports_every_metric_as_json(chordless):
     def layers(i):  # with chordless, every fourth song is a melody without chords
         return LAYERS - {"chords"} if chordless and i % 4 == 0 else LAYERS
 
-    songs = [FakeSong(f"song{i}.mid", song_score(i), layers(i)) for i in range(12)]
+    songs = [Song(f"song{i}.mid", song_score(i), layers(i)) for i in range(12)]
     result = evaluate_songs(songs, songs, tiny_models(), n=3, bars=8, val_fraction=0.4)
     json.dumps(result, allow_nan=False)
     assert set(result["metrics"]) == set(METRICS)
@@ -94,7 +86,7 @@ def test_evaluate_songs_reports_every_metric_as_json(chordless):
 
 
 def test_split_needs_held_out_songs():
-    songs = [FakeSong("only.mid", song_score(0), LAYERS)]
+    songs = [Song("only.mid", song_score(0), LAYERS)]
     with pytest.raises(ValueError, match="no held-out song"):
         evaluate_songs(songs, songs, tiny_models(), n=2, val_fraction=0.0)
 

@@ -109,3 +109,18 @@ def test_missing_weights_folder_is_a_clear_error(tmp_path):
     (tmp_path / "drums.safetensors").unlink()
     with pytest.raises(WeightsError, match="missing drums weights"):
         load_models(tmp_path)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    corpus, out = _midi_folder(tmp_path / "corpus", n=12), tmp_path / "w"
+    proc = subprocess.Popen(_train_cmd(corpus, out), env=_env(tmp_path), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ckpt = out / "melody.ckpt.pt"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and _epochs(ckpt) < 1:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert _epochs(ckpt) >= 1 and (out / "melody.safetensors").exists()

@@ -1,12 +1,11 @@
 """Markov baselines: proper distributions, Witten-Bell by hand, the LSTM's call signature."""
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
 
 from arranger.coordinator import Plan, compose
+from arranger.corpus import Song
 from arranger.layer_data import IGNORE, unigram_bits
 from arranger.markov import MarkovConfig, fit_markov, markov_models, train_markov
 from arranger.train import TrainConfig, evaluate_bits, prepare_layer
@@ -16,18 +15,10 @@ CPU = torch.device("cpu")
 CFG = TrainConfig(seq_len=64, min_count=1)
 
 
-@dataclass(frozen=True)
-class FakeSong:
-    source: str
-    score: object
-    layers: frozenset
-    dataset: str = "test"
-
-
 @pytest.fixture(scope="module")
 def splits():
     layers = frozenset({"chords", "melody", "drums"})
-    songs = [FakeSong(f"song{i}.mid", make_score(bars=8, seed=i), layers) for i in range(20)]
+    songs = [Song(f"song{i}.mid", make_score(bars=8, seed=i), layers) for i in range(20)]
     return {layer: prepare_layer(songs, layer, CFG) for layer in ("chords", "melody", "drums")}
 
 

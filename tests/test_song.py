@@ -131,3 +131,19 @@ def test_huge_request_is_refused_before_any_work(tmp_path, weights):
         generate(load_preset("rainy-night"), tmp_path / "x", seed=0, bars=10000, weights=weights,
                  output=MIDI_ONLY)
     assert not (tmp_path / "x").exists()
+
+
+def test_regenerate_rewrites_only_that_stem_and_the_mix(tmp_path, weights):
+    out = tmp_path / "rendered"
+    audio = Output(formats=("wav",), pictures=False, progress=False)
+    generate(load_preset("rainy-night"), out, seed=2, bars=4, weights=weights, output=audio)
+    before = {p.name: p.read_bytes() for p in (out / "stems").iterdir()}
+    mix_before = (out / "mix.wav").read_bytes()
+    regenerate(out, "melody", seed=8, output=audio)
+    after = {p.name: p.read_bytes() for p in (out / "stems").iterdir()}
+    assert set(after) == {"chords.wav", "melody.wav", "bass.wav", "drums.wav"}
+    for name in ("chords.wav", "bass.wav", "drums.wav"):
+        assert after[name] == before[name]
+    assert after["melody.wav"] != before["melody.wav"]
+    assert (out / "mix.wav").read_bytes() != mix_before
+    assert len({len(b) for b in after.values()}) == 1  # stems keep one length

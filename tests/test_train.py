@@ -1,11 +1,10 @@
 """Training: it learns, reports bits/step, checkpoints, resumes, and exports safe weights."""
 
-from dataclasses import dataclass
-
 import pytest
 import torch
 
 from arranger.coordinator import Plan, compose
+from arranger.corpus import Song
 from arranger.layer_data import is_validation
 from arranger.train import TrainConfig, prepare_layer, resolve_device, train_layer
 from arranger.weights import load_models
@@ -13,17 +12,9 @@ from tests.helpers import make_score
 from tracks.model import WeightsError, load_weights
 
 
-@dataclass(frozen=True)
-class FakeSong:
-    source: str
-    score: object
-    layers: frozenset
-    dataset: str = "test"
-
-
 def corpus(n=24):
     layers = frozenset({"chords", "melody", "drums"})
-    return [FakeSong(f"song{i}.mid", make_score(bars=8, seed=i), layers) for i in range(n)]
+    return [Song(f"song{i}.mid", make_score(bars=8, seed=i), layers) for i in range(n)]
 
 
 CFG = TrainConfig(epochs=3, batch_size=8, seq_len=64, hidden=32, num_layers=1, embed_dim=16,
