@@ -27,6 +27,9 @@ err = Console(stderr=True)
 console = Console()
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
+GenDeviceOpt = Annotated[str, typer.Option(
+    "--device", help="auto or cpu: a fast CPU path (a GPU is slower for step-by-step "
+                     "generation); cuda: PyTorch on the GPU. Same seed, same device, same MIDI.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")]
 WeightsOpt = Annotated[Path | None, typer.Option(
     "--weights", help="Folder of trained weights from `lofi train` (default: shipped weights).")]
@@ -89,6 +92,7 @@ def generate(
     render: RenderOpt = True,
     flac: FlacOpt = False,
     soundfont: SoundfontOpt = None,
+    device: GenDeviceOpt = "auto",
     force: ForceOpt = False,
 ) -> None:
     """Compose a song from a preset and write score.mid, stems/, mix.wav, mix.mp3, manifest.json,
@@ -103,7 +107,8 @@ def generate(
     else:
         p = _with_soundfont(_run(load_preset, preset), soundfont)
         out_msg = _run(song.generate, p, out, seed=seed, bars=bars, weights=weights,
-                       variations=variations, primer=primer, output=output, force=force)
+                       variations=variations, primer=primer, output=output, force=force,
+                       device=device)
     for folder in out_msg:
         console.print(f"wrote {folder}/")
 
@@ -122,12 +127,14 @@ def regenerate(
                                                   "one per call).")] = None,
     render: RenderOpt = True,
     flac: FlacOpt = False,
+    device: GenDeviceOpt = "auto",
 ) -> None:
     """Resample one layer (or some bars of it) while every other layer stays exactly as it was;
     rewrites score.mid, that layer's stem and the mix."""
     from arranger import song
 
-    _run(song.regenerate, folder, layer, bars=bars, seed=seed, output=_output(render, flac))
+    _run(song.regenerate, folder, layer, bars=bars, seed=seed, output=_output(render, flac),
+         device=device)
     console.print(f"regenerated {layer}{' bars ' + bars if bars else ''} in {folder}/")
 
 

@@ -95,13 +95,14 @@ class _Stepper:
     """One model with its carried state and sampling rule."""
 
     def __init__(self, weights: LayerWeights, batch: int, sampling: Sampling, allowed=None,
-                 module=None, fast: bool = True):
-        self.model = fast_step(weights.model) if fast else weights.model
+                 module=None, device: torch.device | None = None):
+        self.device = device
+        self.model = fast_step(weights.model) if device is None else weights.model.to(device)
         blind = weights.card.get("blind_conditions", [])
         self.blind = list(blind)
         self.blind_multi = module is not None and module.MULTI_FOLLOWS in blind
         self.sampling = sampling
-        self.prev = torch.full((batch, 1), BOS, dtype=torch.long)
+        self.prev = torch.full((batch, 1), BOS, dtype=torch.long, device=device)
         self.state = None
         vocab = self.model.config.vocab_size
         self.allowed = np.ones(vocab, bool) if allowed is None else allowed
@@ -112,12 +113,13 @@ class _Stepper:
             cond[..., self.blind] = 0  # see arranger.train.blind_conditions
             if self.blind_multi:
                 multi = np.zeros_like(multi)
-        m = None if multi is None else torch.from_numpy(multi)
-        out, self.state = self.model(self.prev, torch.from_numpy(cond), m, self.state)
-        return out[:, -1].float().numpy()
+        m = None if multi is None else torch.from_numpy(multi).to(self.device)
+        c = torch.from_numpy(cond).to(self.device)
+        out, self.state = self.model(self.prev, c, m, self.state)
+        return out[:, -1].float().cpu().numpy()
 
     def advance(self, tokens: np.ndarray) -> None:
-        self.prev = torch.from_numpy(tokens.astype(np.int64)).view(-1, 1)
+        self.prev = torch.from_numpy(tokens.astype(np.int64)).view(-1, 1).to(self.device)
 
 
 def _sample(logits: np.ndarray, mask: np.ndarray, sampling: Sampling,
@@ -151,20 +153,22 @@ def _choose(logits, mask, forced, sampling, rng, logp_acc) -> np.ndarray:
 
 
 def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
-                    fast: bool = True) -> Generated:
+                    device: torch.device | None = None) -> Generated:
     """Run the coordinated generation for a batch; ``forced`` fixes tokens where not FREE.
 
-    ``fast`` steps the LSTMs with :mod:`tracks.inference` (numpy) instead of PyTorch.
+    With ``device`` None the LSTMs step in numpy (:mod:`tracks.inference`, fastest on a CPU);
+    otherwise PyTorch runs them on that device ("cpu" or "cuda").
     """
     batch, steps = forced.melody.shape
     ctx = Context.empty(batch, plan.bars)
     gen = np.random.default_rng(int(seed))
     sp = {layer: plan.sampling.get(layer, Sampling()) for layer in MODEL_LAYERS}
     chords = _Stepper(models.chords, batch, sp["chords"], _allowed(models.chords), chord_track,
-                      fast)
+                      device)
     melody = _Stepper(models.melody, batch, sp["melody"], _allowed(models.melody), melody_track,
-                      fast)
-    drums = _Stepper(models.drums, batch, sp["drums"], _allowed(models.drums), drum_track, fast)
+                      device)
+    drums = _Stepper(models.drums, batch, sp["drums"], _allowed(models.drums), drum_track,
+                     device)
     chords.allowed[chord_track.N_TOKEN] = False
     drums.allowed &= _kit_mask(models.drum_vocab, plan.drum_kit)
     color = chord_track.recolor_table(plan.chord_color)
@@ -284,12 +288,15 @@ def to_scores(gen: Generated, plan: Plan, models: Models) -> list[Score]:
 
 
 def compose(models: Models, plan: Plan, *, seed: int, variations: int = 1,
-            forced: Forced | None = None, fast: bool = True) -> list[Score]:
-    """Write ``variations`` songs following ``plan``, generated as one batch."""
+            forced: Forced | None = None, device: torch.device | None = None) -> list[Score]:
+    """Write ``variations`` songs following ``plan``, generated as one batch.
+
+    ``device`` None (the default) is the fast CPU path; see :func:`generate_tokens`.
+    """
     forced = forced if forced is not None else Forced.free(variations, plan.bars)
     ending_forced(forced, plan, models)
     with generation_mode():
-        gen = generate_tokens(models, plan, forced, seed, fast)
+        gen = generate_tokens(models, plan, forced, seed, device)
     return to_scores(gen, plan, models)
 
 

@@ -42,11 +42,13 @@ def check_bars(bars: int) -> None:
 
 def generate(preset: Preset, out: Path, *, seed: int, bars: int | None = None,
              weights: Path | None = None, variations: int = 1, primer: Path | None = None,
-             output: Output = Output(), force: bool = False) -> list[Path]:
+             output: Output = Output(), force: bool = False, device: str = "auto"
+             ) -> list[Path]:
     """Write ``variations`` songs to ``out`` (``out/01``, ``out/02``... when more than one)."""
     bars = bars or preset.song.bars
     scores = compose_songs(preset, seed=seed, bars=bars, weights=weights,
-                           variations=variations, primer=primer, check_render=output.render)
+                           variations=variations, primer=primer, check_render=output.render,
+                           device=device)
     base = Manifest(preset.to_dict(), seed, bars, variations, 0, str(weights or ""),
                     weights_hash(weights), str(primer or ""), seed, [], package_versions())
     folders = []
@@ -61,9 +63,10 @@ def generate(preset: Preset, out: Path, *, seed: int, bars: int | None = None,
 
 def compose_songs(preset: Preset, *, seed: int, bars: int, weights: Path | None = None,
                   variations: int = 1, primer: Path | None = None,
-                  check_render: bool = False) -> list[Score]:
+                  check_render: bool = False, device: str = "auto") -> list[Score]:
     """Validate the inputs, then write ``variations`` scores as one batch."""
     check_bars(bars)
+    torch_device = generation_device(device)
     if not 1 <= variations <= 64:
         raise ValueError(f"--variations {variations}: expected 1..64")
     models = load_models(weights)
@@ -74,7 +77,17 @@ def compose_songs(preset: Preset, *, seed: int, bars: int, weights: Path | None 
     forced = Forced.free(variations, bars)
     if primer_score is not None:
         _force_primer(forced, primer_score, models, bars)
-    return compose(models, plan, seed=seed, variations=variations, forced=forced)
+    return compose(models, plan, seed=seed, variations=variations, forced=forced,
+                   device=torch_device)
+
+
+def generation_device(name: str):
+    """``auto``/``cpu``: the numpy CPU path (step-by-step generation is launch-bound on a GPU);
+    ``cuda``: PyTorch on the GPU."""
+    from arranger.train import resolve_device
+
+    dev = resolve_device(name)
+    return dev if name == "cuda" else None
 
 
 def write_song(folder: Path, score: Score, preset: Preset, manifest: Manifest, output: Output,
@@ -153,7 +166,7 @@ def parse_bars(text: str | None, total: int) -> tuple[int, int]:
 
 
 def regenerate(folder: Path, layer: str, *, bars: str | None = None, seed: int | None = None,
-               output: Output = Output()) -> Score:
+               output: Output = Output(), device: str = "auto") -> Score:
     """Resample one layer (or a bar range of it) of the song in ``folder``, in place."""
     if layer not in REGENERABLE:
         raise ValueError(f"--layer {layer!r}: choose one of {', '.join(REGENERABLE)}")
@@ -163,7 +176,8 @@ def regenerate(folder: Path, layer: str, *, bars: str | None = None, seed: int |
     first, end = parse_bars(bars, old.bars)
     seed = seed if seed is not None else manifest.seed + len(manifest.history) + 1
     weights = Path(manifest.weights) if manifest.weights else None
-    new = _resample(old, preset, layer, first, end, seed, weights, manifest.seed)
+    new = _resample(old, preset, layer, first, end, seed, weights, manifest.seed,
+                    generation_device(device))
     manifest.history.append({"layer": layer, "bars": f"{first + 1}-{end}", "seed": seed})
     touched = {layer} | ({"bass"} if layer == "chords" else set())
     with staged_dir(Path(folder), keep=True) as stage:
@@ -172,7 +186,7 @@ def regenerate(folder: Path, layer: str, *, bars: str | None = None, seed: int |
 
 
 def _resample(old: Score, preset: Preset, layer: str, first: int, end: int, seed: int,
-              weights: Path | None, bass_seed: int) -> Score:
+              weights: Path | None, bass_seed: int, device=None) -> Score:
     from tracks.bass import bass_line
 
     new = old.copy()
@@ -192,7 +206,7 @@ def _resample(old: Score, preset: Preset, layer: str, first: int, end: int, seed
         from arranger.coordinator import ending_forced, generate_tokens, to_scores
 
         ending_forced(forced, plan, models)
-        gen = generate_tokens(models, plan, forced, seed)
+        gen = generate_tokens(models, plan, forced, seed, device)
     best = int(np.argmax(gen.forced_logp[layer]))  # the candidate that best leads into the rest
     picked = to_scores(gen, plan, models)[best]
     return _splice(old, new, picked, layer, first, end, bass_seed, preset)

@@ -32,20 +32,12 @@ def header() -> None:
 
 
 def generation(bars: int) -> None:
-    from bench_generate import time_compose, windowed
+    from bench_generate import report
 
     from arranger.weights import load_models
 
-    models = load_models()
-    one, sixteen = time_compose(models, bars), time_compose(models, bars, 16, repeat=2)
-    w1 = time_compose(windowed(models), bars, repeat=1)
-    w16 = time_compose(windowed(models), bars, 16, repeat=1)
-    print(f"\n## Generation ({bars} bars, 3 layer models, CPU, 1 thread)")
-    print(f"stateful batch 1: {one.seconds:.3f} s (target <= 0.5 s); batch 16: "
-          f"{sixteen.seconds:.3f} s = {sixteen.seconds / one.seconds:.2f}x one (target <= 2x)")
-    print(f"re-running a 100-step window per step: batch 1 {w1.seconds:.2f} s -> stateful is "
-          f"{w1.seconds / one.seconds:.1f}x faster (target >= 20x); batch 16 {w16.seconds:.2f} s "
-          f"-> {w16.seconds / sixteen.seconds:.1f}x")
+    print(f"\n## Generation ({bars} bars)")
+    report(load_models(), bars)
 
 
 def corpus_parsing(n_files: int) -> None:

@@ -22,7 +22,8 @@ def test_help(cmd):
 
 
 def test_regenerate_help_says_what_moves_with_the_chords():
-    text = " ".join(runner.invoke(app, ["regenerate", "--help"]).output.split())
+    output = runner.invoke(app, ["regenerate", "--help"], env={"COLUMNS": "300"}).output
+    text = " ".join(output.split())
     assert "bass" in text and "follows the chords" in text
 
 

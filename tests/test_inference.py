@@ -35,5 +35,5 @@ def test_numpy_step_matches_torch_over_a_sequence(module, vocab, layers):
 def test_fast_and_torch_paths_write_the_same_song():
     models = tiny_models(hidden=24)
     plan = Plan(bars=4)
-    assert compose(models, plan, seed=4, fast=True)[0].equals(
-        compose(models, plan, seed=4, fast=False)[0])
+    assert compose(models, plan, seed=4)[0].equals(
+        compose(models, plan, seed=4, device=torch.device("cpu"))[0])
