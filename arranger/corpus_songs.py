@@ -146,7 +146,7 @@ def _segment_song(piece: Piece, on_grid: _Grid, s0: int, n_bars: int) -> Song:
     absolute, annotated = _absolute_chords(piece, on_grid, s0, n_beats)
     key = _segment_key(piece, window, absolute, s0)
     score = Score(n_bars, tempo_bpm=_tempo(piece, s0, n_beats), key=key, swing=piece.swing)
-    layers = _add_note_layers(score, window, steps)
+    layers = _add_note_layers(score, window)
     known = sum(c is not None for c in absolute)
     if known >= (0.25 if annotated else 0.5) * n_beats:
         score.chords = tuple(None if c is None else _CHORDS[(c[0] - key.tonic) % 12][c[1]]
@@ -158,9 +158,9 @@ def _segment_song(piece: Piece, on_grid: _Grid, s0: int, n_bars: int) -> Song:
     return Song(piece.source, score, frozenset(layers), piece.dataset)
 
 
-def _add_note_layers(score: Score, window: dict[str, StepNotes], steps: int) -> set[str]:
+def _add_note_layers(score: Score, window: dict[str, StepNotes]) -> set[str]:
     """Set the melody, bass and drum layers that hold enough notes; their names."""
-    layers = set()
+    steps, layers = score.steps, set()
     for name in ("melody", "bass"):
         notes = window.get(name)
         if notes is not None and len(notes.start) >= max(MIN_LAYER_NOTES, score.bars // 4):

@@ -150,25 +150,30 @@ def from_midi(pm: pretty_midi.PrettyMIDI) -> Score:
 
 
 def assign_layers(pm: pretty_midi.PrettyMIDI) -> dict[str, pretty_midi.Instrument]:
-    """Map instruments to layers: by name first, then drum flag, then program family."""
-    out: dict[str, pretty_midi.Instrument] = {}
+    """The first instrument of each layer (see :func:`group_layers`)."""
+    return {layer: insts[0] for layer, insts in group_layers(pm).items()}
+
+
+def group_layers(pm: pretty_midi.PrettyMIDI) -> dict[str, list[pretty_midi.Instrument]]:
+    """Instruments with notes by layer: by name first, then drum flag, then GM program family."""
+    out: dict[str, list[pretty_midi.Instrument]] = {}
     for inst in pm.instruments:
-        name = inst.name.strip().lower()
-        if name in LAYERS and name not in out:
-            out[name] = inst
-    for inst in pm.instruments:
-        if inst in out.values():
-            continue
-        if inst.is_drum:
-            layer = "drums"
-        elif 32 <= inst.program <= 39:
-            layer = "bass"
-        elif inst.program <= 7 or 16 <= inst.program <= 23:
-            layer = "chords"
-        else:
-            layer = "melody"
-        out.setdefault(layer, inst)
+        if inst.notes:
+            out.setdefault(_layer_of(inst), []).append(inst)
     return out
+
+
+def _layer_of(inst: pretty_midi.Instrument) -> str:
+    name = inst.name.strip().lower()
+    if name in LAYERS:
+        return name
+    if inst.is_drum:
+        return "drums"
+    if 32 <= inst.program <= 39:
+        return "bass"
+    if inst.program <= 7 or 16 <= inst.program <= 23 or 88 <= inst.program <= 95:
+        return "chords"  # pianos, organs, pads
+    return "melody"
 
 
 def _key_of(pm: pretty_midi.PrettyMIDI) -> Key:

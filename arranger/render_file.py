@@ -9,7 +9,7 @@ from pathlib import Path
 import pretty_midi
 
 from arranger.atomic import staged_dir
-from arranger.midi_io import assign_layers
+from arranger.midi_io import group_layers
 from arranger.preset import load_preset
 
 
@@ -21,13 +21,15 @@ def read_layers(path: Path) -> pretty_midi.PrettyMIDI:
         raise FileNotFoundError(f"{path}: no such MIDI file") from None
     except Exception as e:  # mido/pretty_midi raise many types for corrupt files
         raise ValueError(f"{path}: not a readable MIDI file ({str(e).splitlines()[0]})") from None
-    layers = assign_layers(pm)
+    layers = group_layers(pm)
     if not layers:
         raise ValueError(f"{path}: holds no instrument with notes to render")
     pm.instruments = []
-    for name, inst in layers.items():
-        inst.name = name
-        pm.instruments.append(inst)
+    for name, insts in layers.items():
+        # Several tracks of one layer (two guitars, say) become one stem.
+        merged = pretty_midi.Instrument(insts[0].program, is_drum=name == "drums", name=name)
+        merged.notes = sorted((n for inst in insts for n in inst.notes), key=lambda n: n.start)
+        pm.instruments.append(merged)
     return pm
 
 

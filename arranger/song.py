@@ -140,7 +140,8 @@ def _force_primer(forced: Forced, primer: Score, models: Models, bars: int) -> N
     if any(c is not None for c in primer.chords[:beats]):
         forced.chords[:, :beats] = chord_track.encode(primer)[:beats]
     if (primer.melody[:steps] >= 0).any():
-        forced.melody[:, :steps] = melody_track.encode(primer)[:steps]
+        line = melody_track.fit_range(primer.melody, center=False)  # keep the primer's register
+        forced.melody[:, :steps] = melody_track.tokens_of(line)[:steps]
     if primer.drums[:steps].any():
         forced.drums[:, :steps] = drum_track.encode(primer, models.drum_vocab)[:steps]
 

@@ -1,5 +1,6 @@
 """The command line: help that teaches, one-line errors with exit code 2, nothing half-written."""
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -66,3 +67,27 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, 
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert len(lines) == 1 and needle in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_render_any_multitrack_midi(tmp_path):
+    import pretty_midi
+
+    from arranger.audio_io import read_audio
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=100)
+    tracks = [("Rhodes", 4, False, 60), ("Lead synth", 81, False, 72), ("Fretless", 35, False, 36),
+              ("Kit", 0, True, 38), ("Second rhodes", 5, False, 64)]
+    for name, program, drum, pitch in tracks:
+        inst = pretty_midi.Instrument(program, is_drum=drum, name=name)
+        inst.notes = [pretty_midi.Note(90, pitch, t * 0.6, t * 0.6 + 0.5) for t in range(6)]
+        pm.instruments.append(inst)
+    src = tmp_path / "daw.mid"
+    pm.write(str(src))
+    result = runner.invoke(app, ["render", str(src), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    stems = {p.stem: read_audio(p)[0] for p in (tmp_path / "o" / "stems").iterdir()}
+    assert set(stems) == {"chords", "melody", "bass", "drums"}
+    assert len({s.shape for s in stems.values()}) == 1
+    for audio in stems.values():
+        rms_db = 10 * np.log10(np.mean(audio.astype(np.float64) ** 2) + 1e-20)
+        assert rms_db > -50

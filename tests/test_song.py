@@ -147,3 +147,17 @@ def test_regenerate_rewrites_only_that_stem_and_the_mix(tmp_path, weights):
     assert after["melody.wav"] != before["melody.wav"]
     assert (out / "mix.wav").read_bytes() != mix_before
     assert len({len(b) for b in after.values()}) == 1  # stems keep one length
+
+
+def test_primer_bars_are_kept_and_its_key_wins(tmp_path, weights):
+    from tests.helpers import make_score
+
+    primer = make_score(bars=2, key="A minor")
+    midi_io.write_midi(tmp_path / "primer.mid", primer)
+    generate(load_preset("sunday-morning"), tmp_path / "p", seed=1, bars=6, weights=weights,
+             primer=tmp_path / "primer.mid", output=MIDI_ONLY)
+    song = midi_io.read_midi(tmp_path / "p" / "score.mid")
+    assert song.key == primer.key
+    assert np.array_equal(song.melody[:32], primer.melody[:32])
+    assert song.chords[:8] == primer.chords[:8]
+    assert np.array_equal(song.drums[:32], primer.drums[:32])

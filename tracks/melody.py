@@ -24,11 +24,16 @@ MULTI_FOLLOWS = 0  # the multi-hot is unknown together with this condition
 VOCAB = ["<start>", "rest", "hold"] + [f"pitch:{p}" for p in range(LOW, HIGH)]
 
 
-def fit_range(line: np.ndarray) -> np.ndarray:
-    """Move a step line by whole octaves so that its notes fit ``LOW..HIGH`` where possible."""
+def fit_range(line: np.ndarray, center: bool = True) -> np.ndarray:
+    """Move a step line by whole octaves so that its notes fit ``LOW..HIGH`` where possible.
+
+    ``center`` (training) also moves the line's median near 72, so every song is learnt in one
+    register; without it a line already inside the range is kept as it is (a primer).
+    """
     line = line.copy()
     notes = line >= 0
-    if not notes.any():
+    inside = notes.any() and line[notes].min() >= LOW and line[notes].max() < HIGH
+    if not notes.any() or (inside and not center):
         return line
     shift = 12 * int(round((72 - float(np.median(line[notes]))) / 12))
     line[notes] += shift
