@@ -160,7 +160,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
     otherwise PyTorch runs them on that device ("cpu" or "cuda").
     """
     batch, steps = forced.melody.shape
-    ctx = Context.empty(batch, plan.bars)
+    ctx = Context.empty(batch, plan.bars, plan.key.mode)
     gen = np.random.default_rng(int(seed))
     sp = {layer: plan.sampling.get(layer, Sampling()) for layer in MODEL_LAYERS}
     chords = _Stepper(models.chords, batch, sp["chords"], _allowed(models.chords), chord_track,

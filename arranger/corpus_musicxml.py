@@ -1,7 +1,7 @@
 """MusicXML lead sheets for the corpus (.mxl/.musicxml): melody, chord symbols, key, meter.
 
-music21 parses them (a one-off, uncached parse): the part with the most notes gives the melody
-and its chord symbols the chords; its measures give the bars.
+music21 parses them (a one-off parse: the corpus cache keeps the result). The part with the most
+notes gives the melody and its chord symbols the chords; its measures give the bars.
 """
 
 from __future__ import annotations

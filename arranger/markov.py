@@ -20,7 +20,7 @@ weights are set), then counts all the training windows.
 The default chains (:data:`CONTEXTS`) put the condition that matters most in every context and
 the trigram history next:
 
-- chords (per beat): beat in bar, then + previous chord, + the chord before.
+- chords (per beat): beat in bar, then + previous chord, + the chord before, + the key's mode.
 - melody (per step): step in bar, then + previous token, + the token before, + the chord (root
   and quality).
 - drums (per step): step in bar, then + previous token, + the token before, + bar in the 4-bar
@@ -52,7 +52,7 @@ from tracks.common import BOS
 from tracks.model import LayerWeights
 
 CONTEXTS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "chords": (("c0",), ("c0", "h1"), ("c0", "h1", "h2")),
+    "chords": (("c0",), ("c0", "h1"), ("c0", "h1", "h2"), ("c0", "h1", "h2", "c3")),
     "melody": (("c2",), ("c2", "h1"), ("c2", "h1", "h2"), ("c2", "h1", "h2", "c0", "c1")),
     "drums": (("c0",), ("c0", "h1"), ("c0", "h1", "h2"), ("c0", "h1", "h2", "c1")),
 }

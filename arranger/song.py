@@ -49,8 +49,9 @@ def generate(preset: Preset, out: Path, *, seed: int, bars: int | None = None,
     scores = compose_songs(preset, seed=seed, bars=bars, weights=weights,
                            variations=variations, primer=primer, check_render=output.render,
                            device=device)
-    base = Manifest(preset.to_dict(), seed, bars, variations, 0, str(weights or ""),
-                    weights_hash(weights), str(primer or ""), seed, [], package_versions())
+    # Absolute paths: regenerate and --from-manifest may run from another folder.
+    base = Manifest(preset.to_dict(), seed, bars, variations, 0, _absolute(weights),
+                    weights_hash(weights), _absolute(primer), seed, [], package_versions())
     folders = []
     with staged_dir(out, force=force) as stage:
         for i, score in enumerate(scores):
@@ -59,6 +60,10 @@ def generate(preset: Preset, out: Path, *, seed: int, bars: int | None = None,
             write_song(folder, score, preset, base, output)
             folders.append(out / folder.relative_to(stage))
     return folders
+
+
+def _absolute(path: Path | None) -> str:
+    return str(Path(path).resolve()) if path else ""
 
 
 def compose_songs(preset: Preset, *, seed: int, bars: int, weights: Path | None = None,

@@ -1,5 +1,6 @@
 """Training: it learns, reports bits/step, checkpoints, resumes, and exports safe weights."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,3 +85,26 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_conditions_never_seen_known_are_recorded_as_blind():
+    drums_only = [Song(f"d{i}.mid", make_score(bars=8, seed=i), frozenset({"drums"}))
+                  for i in range(6)]
+    split = prepare_layer(drums_only, "drums", CFG)
+    from arranger.train import blind_conditions
+
+    assert blind_conditions(split) == [2, 3]  # chord change and melody onset: never known
+    assert blind_conditions(prepare_layer(corpus(6), "drums", CFG)) == []
+
+
+def test_blind_conditions_are_fed_unknown_at_generation():
+    from arranger.coordinator import Sampling, _Stepper
+    from tests.helpers import tiny_models
+    from tracks import drums
+
+    w = tiny_models().drums
+    w.card["blind_conditions"] = [2, 3]
+    stepper = _Stepper(w, 1, Sampling(), module=drums)
+    cond = np.array([[[3, 1, 2, 2]]])
+    stepper.logits(cond, None)
+    assert cond.tolist() == [[[3, 1, 0, 0]]]

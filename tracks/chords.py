@@ -1,8 +1,9 @@
 """Chord layer: one chord symbol per beat, key-relative.
 
 Tokens: 0 = start, 1 = no chord (N), then ``2 + root * n_qualities + quality``.
-Conditions at beat b: beat in bar, bar in an 8-bar phrase, whether the melody is known, and
-(multi-hot) the key-relative pitch classes the melody sounded during the previous beat.
+Conditions at beat b: beat in bar, bar in an 8-bar phrase, whether the melody is known, the
+key's mode (major/minor progressions differ even relative to the tonic), and (multi-hot) the
+key-relative pitch classes the melody sounded during the previous beat.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from tracks.common import NO_CHORD, QUALITY_NAMES, UNKNOWN, Context
 LAYER = "chords"
 N_TOKEN = 1
 VOCAB_SIZE = 2 + 12 * len(QUALITIES)
-COND_SIZES = (BEATS_PER_BAR, 8, 2)  # beat in bar, bar in phrase, melody known
+COND_SIZES = (BEATS_PER_BAR, 8, 2, 3)  # beat in bar, bar in phrase, melody known, mode
 MULTI_HOT = 12
-UNKNOWABLE = (2,)  # conditions whose value 0 means "this song lacks that layer"
+UNKNOWABLE = (2, 3)  # conditions whose value 0 means "this song lacks that layer"
 MULTI_FOLLOWS = 2  # the multi-hot is unknown together with this condition
 VOCAB = ["<start>", "N"] + [f"{r}:{q}" for r in range(12) for q in QUALITY_NAMES]
 
@@ -57,10 +58,11 @@ def decode(tokens: Iterable[int]) -> tuple[Chord | None, ...]:
 
 
 def conditions(ctx: Context, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """Conditions of beats ``start:stop``: long [B, n, 3] and float [B, n, 12]."""
+    """Conditions of beats ``start:stop``: long [B, n, 4] and float [B, n, 12]."""
     beats = np.arange(start, stop)
     batch = ctx.melody.shape[0]
-    cond = np.empty((batch, len(beats), 3), dtype=np.int64)
+    cond = np.empty((batch, len(beats), 4), dtype=np.int64)
+    cond[..., 3] = ctx.mode[:, None]
     cond[..., 0] = beats % BEATS_PER_BAR
     cond[..., 1] = (beats // BEATS_PER_BAR) % 8
     prev = _previous_beat_melody(ctx.melody, beats)  # [B, n, STEPS_PER_BEAT]

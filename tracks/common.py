@@ -16,6 +16,7 @@ from arranger.score import BEATS_PER_BAR, QUALITIES, STEPS_PER_BAR, Score
 BOS = 0  # token id 0 of every layer: "start of song", fed as the previous token at step 0
 UNKNOWN = -3  # context value of a layer the song does not have (or not yet generated)
 NO_CHORD = 12  # chord_root value for "N"
+MODES = {"major": 1, "minor": 2}  # context value of the key's mode (0 = unknown)
 
 QUALITY_NAMES = tuple(QUALITIES)
 
@@ -34,26 +35,29 @@ class Context:
     chord_root : int16, root 0-11 above the tonic, ``NO_CHORD`` or ``UNKNOWN``.
     chord_quality : int16, index into ``QUALITIES`` (0 where there is no chord).
     melody : int16, ``REST``, ``HOLD``, key-relative pitch, or ``UNKNOWN``.
+    mode : the key's mode per song, see ``MODES``.
     """
 
     chord_root: np.ndarray
     chord_quality: np.ndarray
     melody: np.ndarray
+    mode: np.ndarray  # int64 [B]: 0 unknown, 1 major, 2 minor
 
     @classmethod
-    def empty(cls, batch: int, bars: int) -> Context:
+    def empty(cls, batch: int, bars: int, mode: str | None = None) -> Context:
         beats, steps = bars * BEATS_PER_BAR, bars * STEPS_PER_BAR
         return cls(
             np.full((batch, beats), UNKNOWN, np.int16),
             np.zeros((batch, beats), np.int16),
             np.full((batch, steps), UNKNOWN, np.int16),
+            np.full(batch, MODES.get(mode, 0), np.int64),
         )
 
     @classmethod
     def from_score(cls, score: Score, has: frozenset[str] | set[str] = frozenset(
             ("chords", "melody"))) -> Context:
         """Context of one song; layers not in ``has`` are marked unknown."""
-        ctx = cls.empty(1, score.bars)
+        ctx = cls.empty(1, score.bars, score.key.mode)
         if "chords" in has:
             for b, chord in enumerate(score.chords):
                 ctx.set_chord(b, chord)
