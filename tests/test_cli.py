@@ -91,3 +91,20 @@ def test_render_any_multitrack_midi(tmp_path):
     for audio in stems.values():
         rms_db = 10 * np.log10(np.mean(audio.astype(np.float64) ** 2) + 1e-20)
         assert rms_db > -50
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('inherits = "rainy-night"\n[render]\nsoundfont = "/nope/missing.sf2"', "missing.sf2"),
+    ('inherits = "rainy-night"\n[layers.melody]\nprogram = 200', "layers.melody.program"),
+    ('inherits = "rainy-night"\n[layers.drums]\neffects = [{ type = "Flanger" }]', "Flanger"),
+    ('inherits = "rainy-night"\n[master]\ntarget_lufs = "loud"', "target_lufs"),
+])
+def test_malformed_preset_exits_2_before_writing(tmp_path, weights, text, needle):
+    preset = tmp_path / "bad.toml"
+    preset.write_text(text)
+    result = runner.invoke(app, ["generate", "--preset", str(preset), "--weights", str(weights),
+                                 "--bars", "4", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and needle in lines[0], lines
+    assert not (tmp_path / "o").exists()
