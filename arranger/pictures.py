@@ -101,7 +101,8 @@ def write_musicxml(path: Path, score: Score, programs: Mapping[str, int] | None 
     top.insert(0, _chord_part(score))
     top.insert(0, _part(score, "bass"))
     with atomic_path(path) as tmp:
-        top.write("musicxml", fp=str(tmp))
+        # The parts are already measured and tied: skip music21's slow copy-and-renotate pass.
+        top.write("musicxml", fp=str(tmp), makeNotation=False)
 
 
 def _part(score: Score, layer: str, with_symbols: bool = False):
@@ -125,22 +126,32 @@ def _part(score: Score, layer: str, with_symbols: bool = False):
                 symbol = chord_track.absolute_name(chord, score.key)
                 part.insert(beat, harmony.ChordSymbol(_m21_symbol(symbol)))
     _pad_to_end(part, score)
-    return part.makeRests(fillGaps=True, inPlace=False).makeMeasures()
+    return _measured(part)
 
 
 def _chord_part(score: Score):
-    from music21 import chord, key, meter, stream
+    from music21 import chord, key, meter, pitch, stream
 
     part = stream.Part(id="chords")
     part.partName = "chords"
     part.insert(0, meter.TimeSignature("4/4"))
     part.insert(0, key.Key(_tonic_name(score), score.key.mode))
     for start, end, pitches in chord_track.voice(score.chords, score.key):
-        c = chord.Chord(list(pitches))
+        # Pitch objects, not ints: music21 would search every enharmonic spelling of the ints.
+        c = chord.Chord([pitch.Pitch(midi=p) for p in pitches])
         c.quarterLength = end - start
         part.insert(start, c)
     _pad_to_end(part, score)
-    return part.makeRests(fillGaps=True, inPlace=False).makeMeasures()
+    return _measured(part)
+
+
+def _measured(part):
+    """Rests in the gaps, bars, and ties where a note crosses a bar line."""
+    part.makeRests(fillGaps=True, inPlace=True)
+    measured = part.makeMeasures()
+    measured.makeTies(inPlace=True)
+    measured.splitAtDurations(recurse=True)  # e.g. 5 quarters -> tied half + dotted half
+    return measured
 
 
 def _pad_to_end(part, score: Score) -> None:
