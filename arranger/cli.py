@@ -240,7 +240,7 @@ def presets_list(ctx: typer.Context) -> None:
 
     for name in preset_names():
         p = _run(load_preset, name)
-        console.print(f"[bold]{name:<18}[/] {p.description}")
+        console.print(f"[bold]{name:<18}[/] {p.description}", soft_wrap=True)
 
 
 @presets_app.command("show")
@@ -249,7 +249,7 @@ def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml 
     from arranger.preset import dump_toml, load_preset
 
     p = _run(load_preset, name)
-    console.print(dump_toml(p.to_dict()), highlight=False, markup=False)
+    typer.echo(dump_toml(p.to_dict()).rstrip())  # plain: the output must stay valid TOML
 
 
 if __name__ == "__main__":

@@ -35,9 +35,15 @@ def test_presets_lists_at_least_six():
 
 
 def test_presets_show_prints_resolved_toml():
+    import tomllib
+
+    from arranger.preset import from_dict, load_preset
+
     result = runner.invoke(app, ["presets", "show", "worn-tape"])
     assert result.exit_code == 0 and 'name = "worn-tape"' in result.output
     assert "[layers.melody]" in result.output  # inherited table is resolved
+    shown = from_dict(tomllib.loads(result.output), "shown")  # valid TOML, a usable preset
+    assert shown.to_dict() == load_preset("worn-tape").to_dict()
 
 
 def test_generate_midi_only(tmp_path, weights):
