@@ -22,11 +22,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
                                dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        # mkstemp makes 0600 (and some writers recreate the file): give the usual mode.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
     finally:

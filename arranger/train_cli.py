@@ -73,8 +73,10 @@ def model_card_markdown(cards: dict) -> str:
     lines += [f"- {ATTRIBUTION.get(d, d)}: songs per layer " + ", ".join(
         f"{layer} {c['datasets'][d]}" for layer, c in cards.items() if d in c.get("datasets", {}))
         for d in datasets]
-    lines += ["", "Songs were held out for validation by a stable hash of their source path "
-              "(10%). Training settings per layer are in `model_card.json`.", ""]
+    lines += ["", "Songs were held out for validation by a stable hash of the last three parts "
+              "of their path (10%). Training settings per layer are in `model_card.json`. A "
+              "condition listed as blind there never had a known value in training (the drum "
+              "corpus has no chords or melody), so generation feeds it as unknown.", ""]
     return "\n".join(lines)
 
 
