@@ -222,7 +222,7 @@ def eval_cmd(
         _run(_fail, f"--json {json_out}: is a folder; give a file name")
     result = _run(evaluate, corpus, weights, n=n, seed=seed, bars=bars, max_files=max_files,
                   workers=workers, train_paths=train_paths, progress=sys.stderr.isatty())
-    console.print(format_table(result), highlight=False, markup=False)
+    typer.echo(format_table(result))  # plain: a wide table must not be re-wrapped
     if json_out is not None:
         write_text(json_out, json.dumps(result, indent=2) + "\n")
 

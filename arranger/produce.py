@@ -29,7 +29,7 @@ import pretty_midi
 
 from arranger.audio_config import LayerSound, MasterSound, RenderSettings
 from arranger.audio_io import read_audio, write_flac, write_mp3, write_wav
-from arranger.mix import Normalised, master_measured, process_stem
+from arranger.mix import Normalised, as_stereo, master_measured, process_stem, sum_stems
 from arranger.render import (
     LoadedSoundfont,
     check_swing,
@@ -91,19 +91,27 @@ def _check_request(layers: list[str], only: set[str] | None, formats: Sequence[s
         raise ValueError(f"formats = {list(formats)}: {bad[0]!r} is not one of {FORMATS}")
 
 
-def _read_stems(stem_dir: Path, names: list[str], sample_rate: int,
-                n_samples: int) -> dict[str, np.ndarray]:
-    """Stems as written; a missing or mismatched one means a full render is needed first."""
-    stems = {}
-    for name in names:
+def _read_summed(stem_dir: Path, names: list[str], sample_rate: int,
+                 n_samples: int) -> np.ndarray | None:
+    """Sum of the stems as written, read one at a time (in ``sum_stems``' order, so the bytes
+    are the same) to hold one stem in memory, not all; None if there are none.
+
+    A missing or mismatched stem means a full render is needed first.
+    """
+    total = None
+    for name in sorted(names):
         path = stem_dir / f"{name}.wav"
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: render all layers first (without only)")
-        stems[name], rate = read_audio(path)
-        if rate != sample_rate or stems[name].shape[-1] != n_samples:
-            raise ValueError(f"{path} is {stems[name].shape[-1]} samples at {rate} Hz, this "
+        stem, rate = read_audio(path)
+        if rate != sample_rate or stem.shape[-1] != n_samples:
+            raise ValueError(f"{path} is {stem.shape[-1]} samples at {rate} Hz, this "
                              f"render {n_samples} at {sample_rate} Hz: render all layers again")
-    return stems
+        if total is None:
+            total = sum_stems({"": stem})
+        else:
+            total += as_stereo(stem)
+    return total
 
 
 def _finite(value: float) -> float | None:
@@ -178,10 +186,10 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
         _render_stems(midi, todo, sounds, render, soundfont, stem_dir, clock, swing=swing,
                       seed=seed, n_samples=n_samples)
         with clock.stage("export stems", "read back"):
-            stems = _read_stems(stem_dir, enabled, rate, n_samples)
+            total = _read_summed(stem_dir, enabled, rate, n_samples)
         with clock.stage("master"):
             silence = np.zeros((2, n_samples), dtype=np.float32)
-            result = (master_measured(stems, master, rate, seed) if stems
+            result = (master_measured({"sum": total}, master, rate, seed) if total is not None
                       else Normalised(silence, -math.inf, -math.inf))
         _export(mixes, result.audio, rate, clock)
     return {

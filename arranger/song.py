@@ -101,16 +101,39 @@ def write_song(folder: Path, score: Score, preset: Preset, manifest: Manifest, o
     folder.mkdir(parents=True, exist_ok=True)
     midi_io.write_midi(folder / "score.mid", score, preset.programs())
     manifest.save(folder)
-    if output.pictures:
-        from arranger.pictures import write_pictures
-
-        write_pictures(folder, score, preset.programs())
+    pictures = _start_pictures(folder, score, preset) if output.pictures else None
     if output.render:
         from arranger.produce import produce_audio
 
         produce_audio(midi_io.to_midi(score, preset.programs()), preset.layers, preset.master,
                       preset.render, folder, swing=score.swing, seed=manifest.render_seed,
                       formats=output.formats, only=only, progress=output.progress)
+    if pictures is not None:
+        pictures.join()
+        if pictures.exitcode != 0:
+            raise RuntimeError(f"drawing pianoroll.png / score.musicxml in {folder} failed")
+
+
+def _start_pictures(folder: Path, score: Score, preset: Preset):
+    """Draw the pictures in a forked process while this one renders the audio.
+
+    Drawing is pure Python (it would hold the GIL the audio threads need between native
+    calls), and the audio's master and MP3 stages leave the second core idle.
+    """
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        _write_pictures(folder, score, preset)
+        return None
+    proc = mp.get_context("fork").Process(target=_write_pictures, args=(folder, score, preset))
+    proc.start()
+    return proc
+
+
+def _write_pictures(folder: Path, score: Score, preset: Preset) -> None:
+    from arranger.pictures import write_pictures
+
+    write_pictures(folder, score, preset.programs())
 
 
 def _check_soundfont(preset: Preset) -> None:
