@@ -51,6 +51,8 @@ class Plan:
     bass_seed: int = 0
     chord_color: str = "natural"  # triads, natural, sevenths or ninths (applied to sampled chords)
     drum_kit: str = "full"  # full, sparse (kick/snare/ride/crash) or none
+    max_gap_steps: int = 0  # past this many steps without a new melody note, a new one gets
+    # more likely (0 = off)
 
 
 @dataclass
@@ -178,6 +180,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
     mel_low, mel_high = plan.melody_low - plan.key.tonic, plan.melody_high - plan.key.tonic + 1
     final_step = (plan.bars - 1) * STEPS_PER_BAR if plan.ending and plan.bars > 1 else -1
     final_mask = _final_note_mask(plan)
+    waiting = np.zeros(batch, np.int64)  # melody steps since the last note-on
     with torch.inference_mode():
         for t in range(steps):
             if t % STEPS_PER_BEAT == 0:
@@ -196,8 +199,9 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
             mask = melody_track.token_mask(melody.prev[:, 0].numpy(), mel_low, mel_high)
             if t == final_step:
                 mask &= final_mask
-            tok = _choose(melody.logits(cond, multi), mask, forced.melody[:, t], melody.sampling,
-                          gen, logp["melody"])
+            logits = _gap_pressure(melody.logits(cond, multi), waiting, plan.max_gap_steps)
+            tok = _choose(logits, mask, forced.melody[:, t], melody.sampling, gen, logp["melody"])
+            waiting = np.where(tok >= melody_track.FIRST_PITCH_TOKEN, 0, waiting + 1)
             out["melody"][:, t] = tok
             ctx.melody[:, t] = melody_track.decode(tok)
             melody.advance(tok)
@@ -208,6 +212,27 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
             out["drums"][:, t] = tok
             drums.advance(tok)
     return Generated(out["chords"], out["melody"], out["drums"], logp)
+
+
+GAP_PRESSURE = 0.4  # nats taken off the rest and hold logits per step beyond the limit
+
+
+def _gap_pressure(logits: np.ndarray, waiting: np.ndarray, limit: int) -> np.ndarray:
+    """Make a long stretch without a new melody note ever less likely to go on.
+
+    Sampling favours the token that just happened: after a few bars of rests (or of one held
+    note) the melody model rarely finds its way back, and a lo-fi loop wants its tune. Past
+    ``limit`` steps the rest and hold logits drop linearly, so the model still picks where and
+    what to play.
+    """
+    over = waiting - limit
+    if not limit or (over < 0).all():
+        return logits
+    logits = logits.copy()
+    penalty = GAP_PRESSURE * np.maximum(over + 1, 0)
+    logits[:, melody_track.REST_TOKEN] -= penalty
+    logits[:, melody_track.HOLD_TOKEN] -= penalty
+    return logits
 
 
 def _allowed(weights: LayerWeights) -> np.ndarray | None:
