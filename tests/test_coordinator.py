@@ -78,3 +78,17 @@ def test_sparse_kit_and_chord_colour(models):
 
 def test_free_marker_is_minus_one():
     assert FREE == -1
+
+
+def test_gap_pressure_brings_a_silent_melody_back():
+    import torch
+
+    from arranger.metrics import empty_bar_rate
+
+    models = tiny_models()
+    with torch.no_grad():  # a melody model that almost always rests
+        models.melody.model.head.bias[melody_track.REST_TOKEN] += 8.0
+    quiet = compose(models, Plan(bars=8, ending=False), seed=1, variations=4)
+    pushed = compose(models, Plan(bars=8, ending=False, max_gap_steps=16), seed=1, variations=4)
+    assert np.mean([empty_bar_rate(s) for s in quiet]) > 0.8
+    assert np.mean([empty_bar_rate(s) for s in pushed]) < 0.5  # 8 nats take ~20 steps to undo
