@@ -55,7 +55,7 @@ def corpus_parsing(n_files: int) -> None:
     ours = (time.perf_counter() - t) / len(songs)
     t = time.perf_counter()
     for path in songs:
-        music21.converter.parse(str(path))
+        music21.converter.parse(str(path), forceSource=True)  # no cached pickle
     m21 = (time.perf_counter() - t) / len(songs)
     print(f"\n## Corpus preparation ({len(songs)} POP909 songs)")
     print(f"lofi read_file (parse + quantise + chords + key): {ours * 1000:.0f} ms/song; music21 "
