@@ -20,7 +20,6 @@ from arranger.score import (
     DRUM_CLASSES,
     DRUM_VELOCITIES,
     LAYERS,
-    PITCH_CLASS_NAMES,
     QUALITIES,
     STEPS_PER_BAR,
     STEPS_PER_BEAT,
@@ -250,4 +249,4 @@ def parse_chord_name(text: str, key: Key) -> Chord | None | bool:
 
 
 __all__ = ["to_midi", "from_midi", "read_midi", "write_midi", "midi_bytes", "assign_layers",
-           "recognise_chords", "parse_chord_name", "DEFAULT_PROGRAMS", "PITCH_CLASS_NAMES"]
+           "group_layers", "recognise_chords", "parse_chord_name", "DEFAULT_PROGRAMS"]

@@ -102,16 +102,23 @@ def write_song(folder: Path, score: Score, preset: Preset, manifest: Manifest, o
     midi_io.write_midi(folder / "score.mid", score, preset.programs())
     manifest.save(folder)
     pictures = _start_pictures(folder, score, preset) if output.pictures else None
-    if output.render:
-        from arranger.produce import produce_audio
+    try:
+        if output.render:
+            from arranger.produce import produce_audio
 
-        produce_audio(midi_io.to_midi(score, preset.programs()), preset.layers, preset.master,
-                      preset.render, folder, swing=score.swing, seed=manifest.render_seed,
-                      formats=output.formats, only=only, progress=output.progress)
-    if pictures is not None:
-        pictures.join()
-        if pictures.exitcode != 0:
-            raise RuntimeError(f"drawing pianoroll.png / score.musicxml in {folder} failed")
+            produce_audio(midi_io.to_midi(score, preset.programs()), preset.layers,
+                          preset.master, preset.render, folder, swing=score.swing,
+                          seed=manifest.render_seed, formats=output.formats, only=only,
+                          progress=output.progress)
+    except BaseException:
+        if pictures is not None:
+            pictures.terminate()  # the staging folder it writes into is about to go
+        raise
+    finally:
+        if pictures is not None:
+            pictures.join()
+    if pictures is not None and pictures.exitcode != 0:
+        raise RuntimeError(f"drawing pianoroll.png / score.musicxml in {folder} failed")
 
 
 def _start_pictures(folder: Path, score: Score, preset: Preset):

@@ -198,10 +198,6 @@ def _nearest_voicing(chord: Chord, key: Key, previous, low: int, high: int) -> t
     return best or tuple(sorted(60 + pc if 60 + pc <= 71 else 48 + pc for pc in pcs))
 
 
-def is_unknown(ctx: Context, beat: int) -> np.ndarray:
-    return ctx.chord_root[:, beat] == UNKNOWN
-
-
 def context_values(token: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(chord_root, chord_quality) context values for a batch of chord tokens."""
     t = np.asarray(token, dtype=np.int64) - 2
