@@ -40,10 +40,20 @@ class NumpyStep:
             block = w0[:, col : col + c.cond_dim]
             self.multi_w = (block @ sd["multi_proj.weight"]).T  # [M, 4H]
             self.multi_b = block @ sd["multi_proj.bias"]
-        self.w_hh = [sd[f"lstm.weight_hh_l{k}"].T.copy() for k in range(c.num_layers)]
-        self.w_ih = [None] + [sd[f"lstm.weight_ih_l{k}"].T.copy() for k in range(1, c.num_layers)]
-        self.bias = [None] + [sd[f"lstm.bias_ih_l{k}"] + sd[f"lstm.bias_hh_l{k}"]
-                              for k in range(1, c.num_layers)]
+        h = c.hidden
+        # Gate columns reordered from PyTorch's (i, f, g, o) to (i, f, o, g): one sigmoid over
+        # the first three quarters, one tanh over the last.
+        order = np.r_[0:2 * h, 3 * h:4 * h, 2 * h:3 * h]
+        self.token_table = self.token_table[:, order]
+        self.cond_tables = [t[:, order] for t in self.cond_tables]
+        if self.multi_w is not None:
+            self.multi_w, self.multi_b = self.multi_w[:, order], self.multi_b[order]
+        self.w_hh0 = sd["lstm.weight_hh_l0"].T[:, order].copy()
+        # Upper layers: input and recurrent weights stacked, so [x, h] @ w is one product.
+        self.w_upper = [np.concatenate([sd[f"lstm.weight_ih_l{k}"].T, sd[f"lstm.weight_hh_l{k}"].T]
+                                       )[:, order].copy() for k in range(1, c.num_layers)]
+        self.b_upper = [(sd[f"lstm.bias_ih_l{k}"] + sd[f"lstm.bias_hh_l{k}"])[order]
+                        for k in range(1, c.num_layers)]
         self.head_w, self.head_b = sd["head.weight"].T.copy(), sd["head.bias"]
 
     def __call__(self, prev: torch.Tensor, cond: torch.Tensor, multi: torch.Tensor | None = None,
@@ -56,16 +66,20 @@ class NumpyStep:
             x = x + multi.numpy()[:, -1] @ self.multi_w + self.multi_b
         h, c = state if state is not None else self._zeros(len(tokens))
         h, c = h.copy(), c.copy()
-        hidden = self.config.hidden
+        gates = x + h[0] @ self.w_hh0
         for k in range(self.config.num_layers):
-            gates = (x if k == 0 else x @ self.w_ih[k] + self.bias[k]) + h[k] @ self.w_hh[k]
-            i_g, f_g = _sigmoid(gates[:, :hidden]), _sigmoid(gates[:, hidden:2 * hidden])
-            g_g, o_g = np.tanh(gates[:, 2 * hidden:3 * hidden]), _sigmoid(gates[:, 3 * hidden:])
-            c[k] = f_g * c[k] + i_g * g_g
-            h[k] = o_g * np.tanh(c[k])
-            x = h[k]
-        logits = x @ self.head_w + self.head_b
+            if k:
+                gates = np.concatenate([h[k - 1], h[k]], axis=1) @ self.w_upper[k - 1]
+                gates += self.b_upper[k - 1]
+            h[k], c[k] = self._cell(gates, c[k])
+        logits = h[-1] @ self.head_w + self.head_b
         return torch.from_numpy(logits[:, None, :]), (h, c)
+
+    def _cell(self, gates: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        hidden = self.config.hidden
+        sig = _sigmoid(gates[:, : 3 * hidden])
+        c = sig[:, hidden : 2 * hidden] * c + sig[:, :hidden] * np.tanh(gates[:, 3 * hidden :])
+        return sig[:, 2 * hidden :] * np.tanh(c), c
 
     def _zeros(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         shape = (self.config.num_layers, batch, self.config.hidden)
