@@ -181,6 +181,9 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in OUT.")] = False,
     device: DeviceOpt = "auto",
     workers: Annotated[int | None, typer.Option(help="Processes for reading the corpus.")] = None,
+    include: Annotated[list[str] | None, typer.Option(
+        help="Only songs whose path matches this shell pattern (repeatable), e.g. "
+             "--include '*hiphop*' --include '*soul*'.")] = None,
 ) -> None:
     """Train the chord, melody and drum models on your own MIDI; generate from them with
     `lofi generate --weights OUT`. Corrupt files are skipped and reported."""
@@ -188,6 +191,7 @@ def train(
 
     _run(run_training, corpus, out, layers=layers, device=device, resume=resume, workers=workers,
          interrupted="checkpoint saved; continue with the same command and --resume",
+         include=include or (),
          overrides=dict(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                         hidden=hidden, min_count=min_count, max_minutes=max_minutes,
                         threads=threads))

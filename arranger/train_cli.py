@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +19,12 @@ console = Console(stderr=True)
 
 def run_training(corpus: Sequence[Path], out: Path, *, layers: str = "chords,melody,drums",
                  device: str = "auto", resume: bool = False, workers: int | None = None,
-                 overrides: dict | None = None, base: TrainConfig | None = None) -> dict:
-    """Train the requested layers on ``corpus`` into ``out``; returns the model cards."""
+                 overrides: dict | None = None, base: TrainConfig | None = None,
+                 include: Sequence[str] = ()) -> dict:
+    """Train the requested layers on ``corpus`` into ``out``; returns the model cards.
+
+    ``include``: shell patterns; when given, only songs whose source path matches one are used.
+    """
     from arranger.corpus import load_corpus
 
     wanted = _layers(layers)
@@ -30,6 +35,9 @@ def run_training(corpus: Sequence[Path], out: Path, *, layers: str = "chords,mel
             raise FileNotFoundError(f"{p}: no such file or folder")
     songs, report = load_corpus(list(corpus), workers=workers, progress=True)
     console.print(report.summary())
+    if include:
+        songs = [s for s in songs if any(fnmatch.fnmatch(s.source, p) for p in include)]
+        console.print(f"--include kept {len(songs)} songs")
     out.mkdir(parents=True, exist_ok=True)
     cards = {}
     for layer in wanted:

@@ -114,3 +114,18 @@ def test_malformed_preset_exits_2_before_writing(tmp_path, weights, text, needle
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert len(lines) == 1 and needle in lines[0], lines
     assert not (tmp_path / "o").exists()
+
+
+def test_train_include_filters_songs_by_path(tmp_path, monkeypatch):
+    from arranger import midi_io
+    from tests.helpers import make_score
+
+    monkeypatch.setenv("LOFI_CACHE", str(tmp_path / "cache"))
+    for name in ("hiphop_1", "hiphop_2", "rock_1", "hiphop_3"):
+        midi_io.write_midi(tmp_path / "c" / f"{name}.mid", make_score(bars=8, seed=len(name)))
+    result = runner.invoke(app, ["train", str(tmp_path / "c"), "--out", str(tmp_path / "w"),
+                                 "--layers", "drums", "--epochs", "1", "--hidden", "16",
+                                 "--include", "*hiphop*", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "w" / "model_card.json").read_text()
+    assert '"user": 3' in card  # three songs of the four
