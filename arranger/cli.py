@@ -181,6 +181,9 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in OUT.")] = False,
     device: DeviceOpt = "auto",
     workers: Annotated[int | None, typer.Option(help="Processes for reading the corpus.")] = None,
+    init_from: Annotated[Path | None, typer.Option(
+        "--init-from", help="Fine-tune the models of this weights folder (e.g. tracks/weights) "
+                            "instead of starting from scratch; keeps their vocabulary.")] = None,
     include: Annotated[list[str] | None, typer.Option(
         help="Only songs whose path matches this shell pattern (repeatable), e.g. "
              "--include '*hiphop*' --include '*soul*'.")] = None,
@@ -191,7 +194,7 @@ def train(
 
     _run(run_training, corpus, out, layers=layers, device=device, resume=resume, workers=workers,
          interrupted="checkpoint saved; continue with the same command and --resume",
-         include=include or (),
+         include=include or (), init_from=init_from,
          overrides=dict(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                         hidden=hidden, min_count=min_count, max_minutes=max_minutes,
                         threads=threads))

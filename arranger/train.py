@@ -83,14 +83,20 @@ class LayerSplit:
     songs: dict[str, int]  # dataset name -> songs used
 
 
-def prepare_layer(songs: Sequence, layer: str, cfg: TrainConfig) -> LayerSplit:
-    """Windows for ``layer`` from every song that holds it, split by song."""
+def prepare_layer(songs: Sequence, layer: str, cfg: TrainConfig,
+                  init: LayerWeights | None = None) -> LayerSplit:
+    """Windows for ``layer`` from every song that holds it, split by song.
+
+    With ``init`` (weights to fine-tune) its vocabulary and architecture are kept.
+    """
     mod = LAYER_MODULES[layer]
     holding = [s for s in songs if layer in s.layers]
     if not holding:
         raise ValueError(f"no song in the corpus holds a {layer} layer")
     drum_vocab = None
-    if layer == "drums":
+    if layer == "drums" and init is not None:
+        drum_vocab = drum_track.DrumVocab.from_list(init.vocab)
+    elif layer == "drums":
         train_scores = [s.score for s in holding if not is_validation(s.source, cfg.val_fraction)]
         drum_vocab = drum_track.build_vocab(train_scores, min_count=max(cfg.min_count, 1))
     vocab = drum_vocab.to_list() if drum_vocab else list(mod.VOCAB)
@@ -101,8 +107,9 @@ def prepare_layer(songs: Sequence, layer: str, cfg: TrainConfig) -> LayerSplit:
     if not seqs[True]:  # tiny corpora: hold out the last song anyway
         seqs[True].append(seqs[False].pop())
     multi = mod.MULTI_HOT
-    config = ModelConfig(layer, len(vocab), tuple(mod.COND_SIZES), multi, cfg.embed_dim,
-                         16, cfg.hidden, cfg.num_layers, cfg.dropout)
+    config = init.model.config if init is not None else ModelConfig(
+        layer, len(vocab), tuple(mod.COND_SIZES), multi, cfg.embed_dim, 16, cfg.hidden,
+        cfg.num_layers, cfg.dropout)
     datasets = Counter(getattr(s, "dataset", "") or "user" for s in holding)
     return LayerSplit(make_windows(seqs[False], cfg.seq_len, multi),
                       make_windows(seqs[True], cfg.seq_len, multi), vocab, config, dict(datasets))
@@ -134,14 +141,22 @@ ProgressFn = Callable[[str, int, int, dict], None]
 
 
 def train_layer(split: LayerSplit, cfg: TrainConfig, out_dir: Path, device: torch.device, *,
-                resume: bool = False, progress: ProgressFn | None = None) -> dict:
-    """Train one layer; returns its model card (also stored in the exported weights)."""
+                resume: bool = False, progress: ProgressFn | None = None,
+                init: LayerWeights | None = None, extra: dict | None = None) -> dict:
+    """Train one layer; returns its model card (also stored in the exported weights).
+
+    ``init``: weights to start from (fine-tuning), e.g. a model trained on a larger corpus.
+    ``extra``: more facts for the model card (e.g. how the songs were selected).
+    """
     layer = split.config.layer
     if device.type == "cpu":
         # Set explicitly: left at its default, this torch build trains ~5-10x slower here.
         torch.set_num_threads(cfg.threads or len(os.sched_getaffinity(0)))
     torch.manual_seed(cfg.seed)
-    model = ConditionedLSTM(split.config).to(device)
+    model = ConditionedLSTM(split.config)
+    if init is not None:
+        model.load_state_dict(init.model.state_dict())
+    model = model.to(device)
     opt = _optimizer(model, cfg)
     ckpt_path = out_dir / f"{layer}.ckpt.pt"
     state = {"epoch": 0, "best": float("inf"), "bad": 0, "history": []}
@@ -150,7 +165,10 @@ def train_layer(split: LayerSplit, cfg: TrainConfig, out_dir: Path, device: torc
     counts = torch.bincount(split.train.target[split.train.target != IGNORE],
                             minlength=split.config.vocab_size)
     allowed = torch.nonzero(counts >= cfg.min_count).flatten().tolist()
-    card = _card(split, cfg, allowed, device)
+    card = _card(split, cfg, allowed, device) | (extra or {})
+    if init is not None:
+        card["fine_tuned_from"] = {k: init.card.get(k) for k in
+                                   ("datasets", "epochs", "val_bits_per_step", "train_tokens")}
     started = time.monotonic()
     gen = torch.Generator().manual_seed(cfg.seed + state["epoch"])
     try:

@@ -20,10 +20,11 @@ console = Console(stderr=True)
 def run_training(corpus: Sequence[Path], out: Path, *, layers: str = "chords,melody,drums",
                  device: str = "auto", resume: bool = False, workers: int | None = None,
                  overrides: dict | None = None, base: TrainConfig | None = None,
-                 include: Sequence[str] = ()) -> dict:
+                 include: Sequence[str] = (), init_from: Path | None = None) -> dict:
     """Train the requested layers on ``corpus`` into ``out``; returns the model cards.
 
     ``include``: shell patterns; when given, only songs whose source path matches one are used.
+    ``init_from``: a weights folder whose models are fine-tuned instead of starting afresh.
     """
     from arranger.corpus import load_corpus
 
@@ -41,14 +42,16 @@ def run_training(corpus: Sequence[Path], out: Path, *, layers: str = "chords,mel
     out.mkdir(parents=True, exist_ok=True)
     cards = {}
     for layer in wanted:
-        split = prepare_layer(songs, layer, cfg)
+        init = _initial(init_from, layer)
+        split = prepare_layer(songs, layer, cfg, init)
         console.print(f"[bold]{layer}[/]: {split.train.tokens:,} training tokens, "
                       f"{split.val.tokens:,} held out, vocabulary {split.config.vocab_size}, "
                       f"device {dev.type}")
         with _bar() as bar:
             task = bar.add_task(layer, total=cfg.epochs, info="")
-            cards[layer] = train_layer(split, cfg, out, dev, resume=resume,
-                                       progress=_progress_fn(bar, task))
+            cards[layer] = train_layer(split, cfg, out, dev, resume=resume, init=init,
+                                       progress=_progress_fn(bar, task),
+                                       extra={"include": list(include)} if include else None)
         c = cards[layer]
         console.print(f"  {layer}: {c.get('val_bits_per_step', float('nan')):.3f} bits/step "
                       f"held out (unigram {c['unigram_val_bits_per_step']:.3f}), "
@@ -81,6 +84,15 @@ def model_card_markdown(cards: dict) -> str:
     lines += [f"- {ATTRIBUTION.get(d, d)}: songs per layer " + ", ".join(
         f"{layer} {c['datasets'][d]}" for layer, c in cards.items() if d in c.get("datasets", {}))
         for d in datasets]
+    for layer, c in cards.items():
+        base = c.get("fine_tuned_from")
+        if base:
+            sets = ", ".join(f"{d} ({n} songs)" for d, n in (base.get("datasets") or {}).items())
+            lines += ["", f"The {layer} model was fine-tuned from one trained on {sets} for "
+                      f"{base.get('epochs')} epochs (held-out {base.get('val_bits_per_step')} "
+                      "bits/step there), using only the songs listed above"
+                      + (f" (paths matching {', '.join(c['include'])})." if c.get("include")
+                         else ".")]
     lines += ["", "Songs were held out for validation by a stable hash of the last three parts "
               "of their path (10%). Training settings per layer are in `model_card.json`. A "
               "condition listed as blind there never had a known value in training (the drum "
@@ -103,6 +115,17 @@ def write_model_cards(out: Path) -> dict:
     write_text(out / MODEL_CARD, json.dumps(_public(cards), indent=2) + "\n")
     write_text(out / "MODEL_CARD.md", model_card_markdown(cards))
     return cards
+
+
+def _initial(init_from: Path | None, layer: str):
+    if init_from is None:
+        return None
+    from tracks.model import load_weights
+
+    path = Path(init_from) / f"{layer}.safetensors"
+    if not path.exists():
+        raise FileNotFoundError(f"--init-from {init_from}: no {layer}.safetensors there")
+    return load_weights(path, layer)
 
 
 def _layers(text: str) -> list[str]:

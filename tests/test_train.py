@@ -108,3 +108,15 @@ def test_blind_conditions_are_fed_unknown_at_generation():
     cond = np.array([[[3, 1, 2, 2]]])
     stepper.logits(cond, None)
     assert cond.tolist() == [[[3, 1, 0, 0]]]
+
+
+def test_fine_tuning_keeps_vocabulary_and_starts_from_the_given_weights(tmp_path):
+    base = prepare_layer(corpus(), "drums", CFG)
+    train_layer(base, CFG, tmp_path / "base", torch.device("cpu"))
+    init = load_weights(tmp_path / "base" / "drums.safetensors", "drums")
+    few = [s for s in corpus() if s.source.endswith(("1.mid", "2.mid", "3.mid"))]
+    split = prepare_layer(few, "drums", CFG, init)
+    assert split.vocab == init.vocab and split.config == init.model.config
+    start = TrainConfig(**{**CFG.__dict__, "epochs": 0})
+    card = train_layer(split, start, tmp_path / "ft", torch.device("cpu"), init=init)
+    assert card["fine_tuned_from"]["epochs"] == init.card["epochs"]
