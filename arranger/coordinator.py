@@ -172,7 +172,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
     drums = _Stepper(models.drums, batch, sp["drums"], _allowed(models.drums), drum_track,
                      device)
     chords.allowed[chord_track.N_TOKEN] = False
-    drums.allowed &= _kit_mask(models.drum_vocab, plan.drum_kit)
+    kit = _kit_map(models.drum_vocab, plan.drum_kit)
     color = chord_track.recolor_table(plan.chord_color)
     chord_allowed, drum_allowed = chords.allowed[None], drums.allowed[None]
     out = {k: np.zeros_like(getattr(forced, k)) for k in MODEL_LAYERS}
@@ -206,9 +206,9 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
             ctx.melody[:, t] = melody_track.decode(tok)
             melody.advance(tok)
             cond, _ = drum_track.conditions(ctx, t, t + 1)
-            mask = drum_allowed
-            tok = _choose(drums.logits(cond, None), mask, forced.drums[:, t], drums.sampling, gen,
-                          logp["drums"])
+            tok = _choose(drums.logits(cond, None), drum_allowed, forced.drums[:, t],
+                          drums.sampling, gen, logp["drums"])
+            tok = np.where(forced.drums[:, t] == FREE, kit[tok], tok)
             out["drums"][:, t] = tok
             drums.advance(tok)
     return Generated(out["chords"], out["melody"], out["drums"], logp)
@@ -245,16 +245,20 @@ def _allowed(weights: LayerWeights) -> np.ndarray | None:
 
 
 _SPARSE_KIT = 1 | 1 << 1 | 1 << 7 | 1 << 8  # kick, snare, crash, ride
+_KITS = {"full": (1 << 9) - 1, "sparse": _SPARSE_KIT, "none": 0}
 
 
-def _kit_mask(vocab: drum_track.DrumVocab, kit: str) -> np.ndarray:
-    """Drum tokens a kit may play (silence always)."""
-    masks = vocab.mask_of(np.arange(vocab.size))
-    if kit == "none":
-        return masks == 0
-    if kit == "sparse":
-        return (masks & ~_SPARSE_KIT) == 0
-    return np.ones(vocab.size, bool)
+def _kit_map(vocab: drum_track.DrumVocab, kit: str) -> np.ndarray:
+    """Token -> the token the kit plays instead: the same hits without the missing drums.
+
+    The model samples its groove as it learnt it and the kit drops what it lacks (hat + kick
+    becomes kick, a lone hat becomes silence), so a smaller kit really plays less.
+    """
+    keep = _KITS[kit]
+    masks, levels = vocab.mask_of(np.arange(vocab.size)), vocab.level_of(np.arange(vocab.size))
+    mapped = [vocab.token(int(m) & keep, int(lv)) for m, lv in zip(masks, levels, strict=True)]
+    mapped[BOS] = BOS
+    return np.array(mapped, dtype=np.int64)
 
 
 def _loop_forced(forced: Forced, out: dict, plan: Plan, beat: int) -> np.ndarray:
