@@ -51,6 +51,8 @@ class Plan:
     bass_seed: int = 0
     chord_color: str = "natural"  # triads, natural, sevenths or ninths (applied to sampled chords)
     drum_kit: str = "full"  # full, sparse (kick/snare/ride/crash) or none
+    drum_loop_bars: int = 0  # drums repeat every N bars, the last bar of each 4 left free for a
+    # fill (0 = every bar free)
     max_gap_steps: int = 0  # past this many steps without a new melody note, a new one gets
     # more likely (0 = off)
 
@@ -88,9 +90,10 @@ class Generated:
     """Token streams of a generated batch and the log-probability of each forced token."""
 
     chords: np.ndarray
-    melody: np.ndarray
+    melody: np.ndarray  # in the model's register: the song's melody is ``melody_shift`` lower
     drums: np.ndarray
     forced_logp: dict[str, np.ndarray]
+    melody_shift: int = 0
 
 
 class _Stepper:
@@ -178,6 +181,11 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
     out = {k: np.zeros_like(getattr(forced, k)) for k in MODEL_LAYERS}
     logp = {k: np.zeros(batch) for k in MODEL_LAYERS}
     mel_low, mel_high = plan.melody_low - plan.key.tonic, plan.melody_high - plan.key.tonic + 1
+    # The model writes in the register it learnt; the song's range is whole octaves away.
+    shift = melody_track.register_shift(mel_low, mel_high)
+    mel_low, mel_high = mel_low + shift, mel_high + shift
+    forced_melody = np.where(forced.melody == FREE, FREE,
+                             melody_track.shift_tokens(forced.melody, shift))
     final_step = (plan.bars - 1) * STEPS_PER_BAR if plan.ending and plan.bars > 1 else -1
     final_mask = _final_note_mask(plan)
     waiting = np.zeros(batch, np.int64)  # melody steps since the last note-on
@@ -200,18 +208,19 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
             if t == final_step:
                 mask &= final_mask
             logits = _gap_pressure(melody.logits(cond, multi), waiting, plan.max_gap_steps)
-            tok = _choose(logits, mask, forced.melody[:, t], melody.sampling, gen, logp["melody"])
+            tok = _choose(logits, mask, forced_melody[:, t], melody.sampling, gen, logp["melody"])
             waiting = np.where(tok >= melody_track.FIRST_PITCH_TOKEN, 0, waiting + 1)
             out["melody"][:, t] = tok
             ctx.melody[:, t] = melody_track.decode(tok)
             melody.advance(tok)
             cond, _ = drum_track.conditions(ctx, t, t + 1)
-            tok = _choose(drums.logits(cond, None), drum_allowed, forced.drums[:, t],
-                          drums.sampling, gen, logp["drums"])
-            tok = np.where(forced.drums[:, t] == FREE, kit[tok], tok)
+            fixed = _drum_loop_forced(forced, out, plan, t)
+            tok = _choose(drums.logits(cond, None), drum_allowed, fixed, drums.sampling, gen,
+                          logp["drums"])
+            tok = np.where(fixed == FREE, kit[tok], tok)
             out["drums"][:, t] = tok
             drums.advance(tok)
-    return Generated(out["chords"], out["melody"], out["drums"], logp)
+    return Generated(out["chords"], out["melody"], out["drums"], logp, shift)
 
 
 GAP_PRESSURE = 0.4  # nats taken off the rest and hold logits per step beyond the limit
@@ -259,6 +268,21 @@ def _kit_map(vocab: drum_track.DrumVocab, kit: str) -> np.ndarray:
     mapped = [vocab.token(int(m) & keep, int(lv)) for m, lv in zip(masks, levels, strict=True)]
     mapped[BOS] = BOS
     return np.array(mapped, dtype=np.int64)
+
+
+def _drum_loop_forced(forced: Forced, out: dict, plan: Plan, step: int) -> np.ndarray:
+    """Forced drum tokens of ``step``: the caller's, else a repeat of the drum loop.
+
+    The last bar of every 4-bar phrase stays free, for a fill; so do bars whose source was
+    kept by the caller (when regenerating a range, see ``_loop_forced``).
+    """
+    tokens = forced.drums[:, step].copy()
+    loop = plan.drum_loop_bars * STEPS_PER_BAR
+    if not loop or step < loop or (step // STEPS_PER_BAR) % 4 == 3:
+        return tokens
+    copy = (tokens == FREE) & (forced.drums[:, step - loop] == FREE)
+    tokens[copy] = out["drums"][copy, step - loop]
+    return tokens
 
 
 def _loop_forced(forced: Forced, out: dict, plan: Plan, beat: int) -> np.ndarray:
@@ -309,11 +333,17 @@ def to_scores(gen: Generated, plan: Plan, models: Models) -> list[Score]:
         masks, levels = drum_track.decode(gen.drums[i], vocab)
         score = Score(plan.bars, tempo_bpm=plan.tempo_bpm, key=plan.key, swing=plan.swing,
                       chords=chord_track.decode(gen.chords[i]),
-                      melody=melody_track.decode(gen.melody[i]),
+                      melody=_unshift(melody_track.decode(gen.melody[i]), gen.melody_shift),
                       drums=masks, drum_velocity=levels)
         score.bass = bass_track.bass_line(score, seed=plan.bass_seed, loop_bars=plan.loop_bars)
         scores.append(score)
     return scores
+
+
+def _unshift(line: np.ndarray, shift: int) -> np.ndarray:
+    line = line.copy()
+    line[line >= 0] -= shift
+    return line
 
 
 def compose(models: Models, plan: Plan, *, seed: int, variations: int = 1,

@@ -20,7 +20,7 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEFAULT_PRESET = "rainy-night"
 _TOP_KEYS = {"name", "description", "inherits", "song", "sampling", "layers", "master", "render"}
 _SONG_KEYS = {"tempo_bpm", "key", "swing", "bars", "loop_bars", "ending", "melody_range",
-              "chord_color", "drum_kit", "melody_gap_bars"}
+              "chord_color", "drum_kit", "melody_gap_bars", "drum_loop_bars"}
 CHORD_COLORS = ("triads", "natural", "sevenths", "ninths")
 DRUM_KITS = ("full", "sparse", "none")
 
@@ -42,6 +42,7 @@ class SongSettings:
     melody_range: tuple[int, int] = (60, 84)  # lowest and highest melody note (MIDI)
     chord_color: str = "natural"  # triads, natural (as the model writes), sevenths or ninths
     drum_kit: str = "full"  # full, sparse (kick, snare, ride, crash only) or none
+    drum_loop_bars: int = 2  # drums repeat every N bars, with a fill every 4th bar (0 = free)
     melody_gap_bars: float = 1.0  # longer without a new melody note gets ever less likely (0 = off)
 
 
@@ -71,7 +72,8 @@ class Preset:
                     loop_bars=s.loop_bars, ending=s.ending, melody_low=s.melody_range[0],
                     melody_high=s.melody_range[1], sampling=dict(self.sampling),
                     bass_seed=bass_seed, chord_color=s.chord_color, drum_kit=s.drum_kit,
-                    max_gap_steps=round(s.melody_gap_bars * STEPS_PER_BAR))
+                    max_gap_steps=round(s.melody_gap_bars * STEPS_PER_BAR),
+                    drum_loop_bars=s.drum_loop_bars)
 
     def to_dict(self) -> dict:
         s = self.song
@@ -81,7 +83,8 @@ class Preset:
             "song": {"tempo_bpm": s.tempo_bpm, "key": s.key, "swing": s.swing, "bars": s.bars,
                      "loop_bars": s.loop_bars, "ending": s.ending,
                      "melody_range": list(s.melody_range), "chord_color": s.chord_color,
-                     "drum_kit": s.drum_kit, "melody_gap_bars": s.melody_gap_bars},
+                     "drum_kit": s.drum_kit, "drum_loop_bars": s.drum_loop_bars,
+                     "melody_gap_bars": s.melody_gap_bars},
             "sampling": {k: {"temperature": v.temperature, "top_p": v.top_p}
                          for k, v in self.sampling.items()},
             "layers": {k: v.to_dict() for k, v in self.layers.items()},
@@ -211,6 +214,8 @@ def _song(d, where: str) -> SongSettings:
     return SongSettings(
         chord_color=_choice(d, "chord_color", dflt.chord_color, CHORD_COLORS, where),
         drum_kit=_choice(d, "drum_kit", dflt.drum_kit, DRUM_KITS, where),
+        drum_loop_bars=_number(d, "drum_loop_bars", dflt.drum_loop_bars, 0, 16, where, p,
+                               integer=True),
         melody_gap_bars=float(_number(d, "melody_gap_bars", dflt.melody_gap_bars, 0, 16, where,
                                       p)),
         tempo_bpm=float(_number(d, "tempo_bpm", dflt.tempo_bpm, 40, 200, where, p)),

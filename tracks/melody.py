@@ -92,3 +92,20 @@ def token_mask(prev: np.ndarray, low: int = LOW, high: int = HIGH) -> np.ndarray
     hi = FIRST_PITCH_TOKEN + min(high, HIGH) - LOW
     mask[:, lo:hi] = True
     return mask
+
+
+REGISTER_CENTER = 72  # key-relative pitch the training melodies are centred on (fit_range)
+
+
+def register_shift(low: int, high: int) -> int:
+    """Octaves (in semitones) that move the key-relative range ``low..high`` around the
+    register the model learnt in; the song's melody is moved back by as much."""
+    return 12 * round((REGISTER_CENTER - (low + high) / 2) / 12)
+
+
+def shift_tokens(tokens: np.ndarray, semitones: int) -> np.ndarray:
+    """Transpose the note-on tokens of ``tokens`` (rests, holds and start stay)."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    pitch = tokens >= FIRST_PITCH_TOKEN
+    moved = np.clip(tokens + semitones, FIRST_PITCH_TOKEN, VOCAB_SIZE - 1)
+    return np.where(pitch, moved, tokens)
