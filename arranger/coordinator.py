@@ -176,6 +176,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
                      device)
     chords.allowed[chord_track.N_TOKEN] = False
     kit = _kit_map(models.drum_vocab, plan.drum_kit)
+    no_crash = _kit_map(models.drum_vocab, "no_crash")
     color = chord_track.recolor_table(plan.chord_color)
     chord_allowed, drum_allowed = chords.allowed[None], drums.allowed[None]
     out = {k: np.zeros_like(getattr(forced, k)) for k in MODEL_LAYERS}
@@ -214,7 +215,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
             ctx.melody[:, t] = melody_track.decode(tok)
             melody.advance(tok)
             cond, _ = drum_track.conditions(ctx, t, t + 1)
-            fixed = _drum_loop_forced(forced, out, plan, t)
+            fixed = _drum_loop_forced(forced, out, plan, t, no_crash)
             tok = _choose(drums.logits(cond, None), drum_allowed, fixed, drums.sampling, gen,
                           logp["drums"])
             tok = np.where(fixed == FREE, kit[tok], tok)
@@ -254,7 +255,8 @@ def _allowed(weights: LayerWeights) -> np.ndarray | None:
 
 
 _SPARSE_KIT = 1 | 1 << 1 | 1 << 7 | 1 << 8  # kick, snare, crash, ride
-_KITS = {"full": (1 << 9) - 1, "sparse": _SPARSE_KIT, "none": 0}
+_KITS = {"full": (1 << 9) - 1, "sparse": _SPARSE_KIT, "none": 0,
+         "no_crash": (1 << 9) - 1 - (1 << 7)}
 
 
 def _kit_map(vocab: drum_track.DrumVocab, kit: str) -> np.ndarray:
@@ -270,18 +272,26 @@ def _kit_map(vocab: drum_track.DrumVocab, kit: str) -> np.ndarray:
     return np.array(mapped, dtype=np.int64)
 
 
-def _drum_loop_forced(forced: Forced, out: dict, plan: Plan, step: int) -> np.ndarray:
+def _drum_loop_forced(forced: Forced, out: dict, plan: Plan, step: int,
+                      no_crash: np.ndarray) -> np.ndarray:
     """Forced drum tokens of ``step``: the caller's, else a repeat of the drum loop.
 
-    The last bar of every 4-bar phrase stays free, for a fill; so do bars whose source was
-    kept by the caller (when regenerating a range, see ``_loop_forced``).
+    The last bar of every 4-bar phrase stays free, for a fill, and is never what gets repeated.
+    Bars whose source the caller keeps are sampled (when regenerating a range, its first loop
+    is new and then repeats; see ``_loop_forced``).
     """
     tokens = forced.drums[:, step].copy()
     loop = plan.drum_loop_bars * STEPS_PER_BAR
     if not loop or step < loop or (step // STEPS_PER_BAR) % 4 == 3:
         return tokens
-    copy = (tokens == FREE) & (forced.drums[:, step - loop] == FREE)
-    tokens[copy] = out["drums"][copy, step - loop]
+    source = step - loop
+    while (source // STEPS_PER_BAR) % 4 == 3 and source >= loop:
+        source -= loop  # repeat the groove, not a fill
+    copy = (tokens == FREE) & (forced.drums[:, source] == FREE)
+    repeated = out["drums"][copy, source]
+    if step % (4 * STEPS_PER_BAR):  # a repeated crash only where a 4-bar phrase starts
+        repeated = no_crash[repeated]
+    tokens[copy] = repeated
     return tokens
 
 

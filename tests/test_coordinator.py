@@ -92,3 +92,13 @@ def test_gap_pressure_brings_a_silent_melody_back():
     pushed = compose(models, Plan(bars=8, ending=False, max_gap_steps=16), seed=1, variations=4)
     assert np.mean([empty_bar_rate(s) for s in quiet]) > 0.8
     assert np.mean([empty_bar_rate(s) for s in pushed]) < 0.5  # 8 nats take ~20 steps to undo
+
+
+def test_drum_loop_repeats_the_groove_with_fills_and_phrase_crashes(models):
+    plan = Plan(bars=9, drum_loop_bars=2, ending=False)
+    bars = compose(models, plan, seed=3)[0].drums.astype(int).reshape(9, 16)
+    crash = 1 << 7
+    for bar in (2, 4, 5, 6, 8):  # repeats of bar 0 or 1; bars 3 and 7 are free for fills
+        assert np.array_equal(bars[bar] & ~crash, bars[bar % 2] & ~crash)
+    for bar in (2, 5, 6):  # inside a phrase a repeat never crashes
+        assert not (bars[bar] & crash).any()
