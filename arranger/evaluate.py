@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from arranger.coordinator import MODEL_LAYERS, Models, Plan, Sampling, compose
+from arranger.eval_report import fmt
 from arranger.layer_data import Windows, is_validation, make_windows, song_sequence, unigram_bits
 from arranger.markov import markov_models
 from arranger.metrics import (
@@ -61,8 +62,6 @@ from arranger.train import LAYER_MODULES, LayerSplit, TrainConfig, evaluate_bits
 from tracks import drums as drum_track
 from tracks import melody as melody_track
 
-SETS = ("real", "lstm", "markov")
-SET_NAMES = {"real": "real", "lstm": "LSTM", "markov": "Markov"}
 Say = Callable[[str], None]
 
 
@@ -152,7 +151,7 @@ def evaluate_songs(songs: Sequence, train_songs: Sequence, models: Models, *, n:
     markov = markov_models(splits)
     bits = {layer: _bits(splits[layer], getattr(models, layer).model,
                          getattr(markov, layer).model) for layer in MODEL_LAYERS}
-    say("bits/step: " + ", ".join(f"{k} {_fmt(v['lstm'])} vs {_fmt(v['markov'])}"
+    say("bits/step: " + ", ".join(f"{k} {fmt(v['lstm'])} vs {fmt(v['markov'])}"
                                   for k, v in bits.items()))
     generated = {name: generate_songs(m, real, n=n, bars=bars, seed=seed)
                  for name, m in (("lstm", models), ("markov", markov))}
@@ -385,60 +384,8 @@ def _reporter(progress: bool, started: float) -> Say:
     return say
 
 
-def _fmt(x, digits: int = 3) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
-
-
-def _pm(summary: dict) -> str:
-    if summary["mean"] is None:
-        return "n/a"
-    return f"{summary['mean']:.3f} ± {summary['std']:.3f}"
-
-
-def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Left-aligned first column, right-aligned others, two spaces apart."""
-    table = [list(header), *[list(r) for r in rows]]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = []
-    for r in table:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:],
-                                                                          strict=True)]
-        lines.append("  ".join(cells).rstrip())
-    lines.insert(1, "-" * len(lines[0]))
-    return lines
-
-
 def format_table(result: dict) -> str:
-    """The result of :func:`evaluate` as one plain-text report (metrics, bits, conditioning)."""
-    cfg, data = result["config"], result["data"]
-    held = ", ".join(f"{k} {v}" for k, v in sorted(data["held_out_by_dataset"].items()))
-    lines = [f"lofi eval: {data['held_out_songs']} held-out real songs ({held}); "
-             f"{cfg['n']} LSTM and {cfg['n']} Markov songs of {cfg['bars']} bars",
-             "", "Metrics: mean ± sd per song; overlap = MGEval overlapping area with real "
-             "(1 = same distribution)"]
-    rows = []
-    for name, m in result["metrics"].items():
-        rows.append([name, _pm(m["real"]), _pm(m["lstm"]), _fmt(m["lstm"]["overlap"]),
-                     _pm(m["markov"]), _fmt(m["markov"]["overlap"])])
-    lines += _grid(["metric", "real", "LSTM", "overlap", "Markov", "overlap"], rows)
-    lines += ["", "Held-out bits/step (lower is better)"]
-    rows = []
-    for layer, b in result["bits_per_step"].items():
-        gain = ("n/a" if b["lstm"] is None
-                else f"{b['gain_bits']:+.3f} bits ({b['gain_percent']:+.1f}%)")
-        rows.append([layer, f"{b['tokens']:,}", _fmt(b["lstm"]), _fmt(b["markov"]),
-                     _fmt(b["unigram"]), gain])
-    lines += _grid(["layer", "tokens", "LSTM", "Markov", "unigram", "LSTM gain over Markov"], rows)
-    lines += ["", "Conditioning check: melody over its own chords vs chords of another song"]
-    cond = result["conditioning"]
-    rows = [[SET_NAMES[k], str(cond[k]["songs"]), _fmt(cond[k]["chord_tone_ratio"]["true"]),
-             _fmt(cond[k]["chord_tone_ratio"]["shuffled"]), _fmt(cond[k]["tonal_distance"]["true"]),
-             _fmt(cond[k]["tonal_distance"]["shuffled"])] for k in SETS]
-    lines += _grid(["songs", "n", "chord_tone_ratio true", "shuffled", "tonal_distance true",
-                    "shuffled"], rows)
-    bits = cond["melody_bits"]
-    lines += ["", f"melody bits/step on {bits.get('songs', 0)} held-out songs with true / "
-              "shuffled chords: " + "; ".join(
-                  f"{SET_NAMES[k]} {_fmt(bits[k]['true'])} / {_fmt(bits[k]['shuffled'])}"
-                  for k in ("lstm", "markov"))]
-    return "\n".join(lines)
+    """The result of :func:`evaluate` as one plain-text report; see :mod:`arranger.eval_report`."""
+    from arranger.eval_report import format_table as report
+
+    return report(result)

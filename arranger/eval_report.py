@@ -1,0 +1,67 @@
+"""Plain-text report of a ``lofi eval`` result: metrics, bits/step, conditioning check."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SETS = ("real", "lstm", "markov")
+SET_NAMES = {"real": "real", "lstm": "LSTM", "markov": "Markov"}
+
+
+def fmt(x, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _pm(summary: dict) -> str:
+    if summary["mean"] is None:
+        return "n/a"
+    return f"{summary['mean']:.3f} ± {summary['std']:.3f}"
+
+
+def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned first column, right-aligned others, two spaces apart."""
+    table = [list(header), *[list(r) for r in rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = []
+    for r in table:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:],
+                                                                          strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "-" * len(lines[0]))
+    return lines
+
+
+def format_table(result: dict) -> str:
+    """The result of :func:`evaluate` as one plain-text report (metrics, bits, conditioning)."""
+    cfg, data = result["config"], result["data"]
+    held = ", ".join(f"{k} {v}" for k, v in sorted(data["held_out_by_dataset"].items()))
+    lines = [f"lofi eval: {data['held_out_songs']} held-out real songs ({held}); "
+             f"{cfg['n']} LSTM and {cfg['n']} Markov songs of {cfg['bars']} bars",
+             "", "Metrics: mean ± sd per song; overlap = MGEval overlapping area with real "
+             "(1 = same distribution)"]
+    rows = []
+    for name, m in result["metrics"].items():
+        rows.append([name, _pm(m["real"]), _pm(m["lstm"]), fmt(m["lstm"]["overlap"]),
+                     _pm(m["markov"]), fmt(m["markov"]["overlap"])])
+    lines += _grid(["metric", "real", "LSTM", "overlap", "Markov", "overlap"], rows)
+    lines += ["", "Held-out bits/step (lower is better)"]
+    rows = []
+    for layer, b in result["bits_per_step"].items():
+        gain = ("n/a" if b["lstm"] is None
+                else f"{b['gain_bits']:+.3f} bits ({b['gain_percent']:+.1f}%)")
+        rows.append([layer, f"{b['tokens']:,}", fmt(b["lstm"]), fmt(b["markov"]),
+                     fmt(b["unigram"]), gain])
+    lines += _grid(["layer", "tokens", "LSTM", "Markov", "unigram", "LSTM gain over Markov"], rows)
+    lines += ["", "Conditioning check: melody over its own chords vs chords of another song"]
+    cond = result["conditioning"]
+    rows = [[SET_NAMES[k], str(cond[k]["songs"]), fmt(cond[k]["chord_tone_ratio"]["true"]),
+             fmt(cond[k]["chord_tone_ratio"]["shuffled"]), fmt(cond[k]["tonal_distance"]["true"]),
+             fmt(cond[k]["tonal_distance"]["shuffled"])] for k in SETS]
+    lines += _grid(["songs", "n", "chord_tone_ratio true", "shuffled", "tonal_distance true",
+                    "shuffled"], rows)
+    bits = cond["melody_bits"]
+    lines += ["", f"melody bits/step on {bits.get('songs', 0)} held-out songs with true / "
+              "shuffled chords: " + "; ".join(
+                  f"{SET_NAMES[k]} {fmt(bits[k]['true'])} / {fmt(bits[k]['shuffled'])}"
+                  for k in ("lstm", "markov"))]
+    return "\n".join(lines)
