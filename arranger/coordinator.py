@@ -132,6 +132,10 @@ def _sample(logits: np.ndarray, mask: np.ndarray, sampling: Sampling,
     """Temperature + nucleus (top-p) sampling by inverse CDF; deterministic for ``rng``."""
     z = np.where(mask, logits / max(sampling.temperature, 1e-4), -np.inf)
     p = np.exp(z - z.max(axis=1, keepdims=True))
+    if sampling.top_p >= 1.0:  # nothing to cut: no need to sort
+        cum = np.cumsum(p, axis=1)
+        u = rng.random((len(p), 1)) * cum[:, -1:]
+        return np.minimum((cum <= u).sum(axis=1), p.shape[1] - 1)
     order = np.argsort(-p, axis=1, kind="stable")
     sorted_p = np.take_along_axis(p, order, axis=1)
     cum = np.cumsum(sorted_p, axis=1)
