@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from arranger.atomic import write_bytes
-from arranger.corpus_beat_chords import QUALITY_NAMES
 from arranger.corpus_files import Task
 from arranger.corpus_piece import Result, Song
 from arranger.score import Chord, Key, Score
+from tracks.common import QUALITY_NAMES
 
 READER_VERSION = 2  # bump when a reader's output changes: old cache entries are then ignored
 _QUALITY_INDEX = {q: i for i, q in enumerate(QUALITY_NAMES)}

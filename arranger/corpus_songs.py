@@ -25,6 +25,7 @@ from arranger.score import (
     Score,
     drum_class_of_pitch,
     line_from_spans,
+    velocity_level,
 )
 
 MIN_BARS = 2
@@ -60,7 +61,7 @@ def drum_grid(notes: StepNotes, steps: int) -> tuple[np.ndarray, np.ndarray, int
     np.maximum.at(peak, step, vel)
     levels = np.ones(steps, np.uint8)
     hit = masks > 0
-    levels[hit] = np.where(peak[hit] < 64, 0, np.where(peak[hit] < 100, 1, 2))
+    levels[hit] = velocity_level(peak[hit])
     return masks, levels, int(keep.sum())
 
 

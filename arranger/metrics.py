@@ -40,12 +40,12 @@ import numpy as np
 from scipy import stats
 
 from arranger.score import (
-    HOLD,
     STEPS_PER_BAR,
     STEPS_PER_BEAT,
     Chord,
     Score,
     note_spans,
+    sounding,
 )
 
 NAN = math.nan
@@ -73,14 +73,6 @@ def note_pitches(score: Score, layer: str = "melody") -> np.ndarray:
     """Key-relative pitches of the notes (one per note-on) of a step line, int64 [notes]."""
     line = _line(score, layer).astype(np.int64)
     return line[line >= 0]
-
-
-def sounding(line: np.ndarray) -> np.ndarray:
-    """Pitch sounding at each step of a step line (holds resolved), -1 for silence; int64."""
-    line = np.asarray(line, dtype=np.int64)
-    pos = np.where(line != HOLD, np.arange(len(line)), 0)
-    values = line[np.maximum.accumulate(pos)] if len(line) else line
-    return np.where(values >= 0, values, -1)
 
 
 def onset_grid(score: Score, layer: str = "drums") -> np.ndarray:

@@ -30,6 +30,7 @@ from arranger.score import (
     line_from_spans,
     note_spans,
     pitch_class_of_name,
+    velocity_level,
 )
 from tracks import chords as chord_track
 
@@ -193,7 +194,7 @@ def _read_drums(inst: pretty_midi.Instrument, dt: float, steps: int):
         masks[step] |= 1 << cls
         peak[step] = max(peak[step], n.velocity)
     hit = masks > 0
-    levels[hit] = np.where(peak[hit] < 64, 0, np.where(peak[hit] < 100, 1, 2))
+    levels[hit] = velocity_level(peak[hit])
     return masks, levels
 
 
@@ -222,11 +223,12 @@ def recognise_chords(inst: pretty_midi.Instrument, key: Key, dt: float, beats: i
             overlap = min(n.end, (b + 1) * beat_s) - max(n.start, b * beat_s)
             weights[b, n.pitch % 12] += max(overlap, 0.0)
             bass[b] = min(bass[b], n.pitch)
-    out = []
-    for b in range(beats):
-        found = chord_track.chord_from_pitch_classes(weights[b], None if bass[b] == 128
-                                                     else int(bass[b]))
-        out.append(None if found is None else Chord((found[0] - key.tonic) % 12, found[1]))
+    out: list[Chord | None] = [None] * beats
+    rows = np.flatnonzero(weights.sum(axis=1) > 1e-6)
+    if len(rows):
+        found = chord_track.match_chords(weights[rows], np.where(bass[rows] == 128, -1, bass[rows]))
+        for b, (root, quality) in zip(rows.tolist(), found, strict=True):
+            out[b] = Chord((root - key.tonic) % 12, quality)
     return tuple(out)
 
 

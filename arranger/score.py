@@ -76,6 +76,12 @@ for _cls, _notes in enumerate(DRUM_CLASS_NOTES):
 _PITCH_TO_DRUM_CLASS.update({22: 2, 26: 3, 58: 4, 55: 7, 52: 7, 57: 7, 59: 8, 53: 8})
 
 
+def velocity_level(velocity: np.ndarray) -> np.ndarray:
+    """Drum level per MIDI velocity: 0 (ghost, < 64), 1 (< 100) or 2 (accent); uint8."""
+    velocity = np.asarray(velocity)
+    return np.where(velocity < 64, 0, np.where(velocity < 100, 1, 2)).astype(np.uint8)
+
+
 def drum_class_of_pitch(pitch: int) -> int | None:
     """Map a GM / Roland TD-11 drum note to its DrumsRNN class index, or None if unmapped."""
     return _PITCH_TO_DRUM_CLASS.get(int(pitch))
@@ -254,3 +260,12 @@ def line_from_spans(spans, n_steps: int) -> np.ndarray:
         line[start] = pitch
         line[start + 1 : min(end, n_steps)] = HOLD
     return line
+
+
+def sounding(line: np.ndarray) -> np.ndarray:
+    """Pitch sounding at each step of step lines [..., T] (holds resolved), -1 for silence."""
+    line = np.asarray(line, dtype=np.int64)
+    pos = np.where(line != HOLD, np.arange(line.shape[-1]), 0)
+    last = np.maximum.accumulate(pos, axis=-1)
+    values = np.take_along_axis(line, last, axis=-1)
+    return np.where(values >= 0, values, -1)

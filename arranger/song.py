@@ -16,7 +16,7 @@ from arranger.atomic import staged_dir
 from arranger.coordinator import FREE, Forced, Models, Plan, compose, generation_mode
 from arranger.manifest import Manifest, package_versions
 from arranger.preset import Preset, from_dict
-from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, Score
+from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, Score, sounding
 from arranger.weights import load_models, weights_hash
 from tracks import chords as chord_track
 from tracks import drums as drum_track
@@ -294,7 +294,7 @@ def _clean_line_edges(score: Score, layer: str, s0: int, s1: int) -> Score:
 
 
 def _sounding_before(line: np.ndarray, step: int) -> int:
-    return int(chord_track.sounding(line[None, : step + 1])[0, -1])
+    return int(sounding(line[: step + 1])[-1])
 
 
 def reproduce(manifest_path: Path, out: Path, *, output: Output = Output(),

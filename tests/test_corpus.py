@@ -14,16 +14,12 @@ import pytest
 
 from arranger import corpus
 from arranger.corpus import SkipSong, Song, load_corpus, read_file
-from arranger.corpus_formats import (
-    detect_swing,
-    match_chords,
-    parse_harte,
-    parse_jazz_chord,
-)
+from arranger.corpus_charts import parse_harte, parse_jazz_chord
+from arranger.corpus_grid import detect_swing
 from arranger.key_estimation import choose_key, estimate_key, pitch_class_histogram
 from arranger.midi_io import to_midi
 from arranger.score import DRUM_CLASSES, HOLD, REST, Chord, Key, Score, note_spans
-from tracks.chords import chord_from_pitch_classes
+from tracks.chords import chord_from_pitch_classes, match_chords
 
 CORPUS = Path(os.environ.get("LOFI_CORPUS", Path(__file__).resolve().parents[2] / "shared"
                              / "corpus"))

@@ -14,13 +14,13 @@ import numpy as np
 
 from arranger.score import (
     BEATS_PER_BAR,
-    HOLD,
     QUALITIES,
     REST,
     STEPS_PER_BEAT,
     Chord,
     Key,
     Score,
+    sounding,
 )
 from tracks.common import NO_CHORD, QUALITY_NAMES, UNKNOWN, Context
 
@@ -95,15 +95,6 @@ def _sounding_pitches(melody: np.ndarray, beats: np.ndarray) -> np.ndarray:
     return out
 
 
-def sounding(line: np.ndarray) -> np.ndarray:
-    """Pitch sounding at each step of a [B, T] step line (holds resolved), -1 for silence."""
-    line = line.astype(np.int64)
-    pos = np.where(line != HOLD, np.arange(line.shape[1]), 0)
-    last = np.maximum.accumulate(pos, axis=1)
-    values = np.take_along_axis(line, last, axis=1)
-    return np.where(values >= 0, values, -1)
-
-
 # --- chord recognition and naming -------------------------------------------------------------
 
 _TEMPLATES = np.array([[1.0 if pc in iv_set else 0.0 for pc in range(12)]
@@ -122,28 +113,41 @@ def quality_from_intervals(intervals: Iterable[int]) -> str:
     return QUALITY_NAMES[int(np.argmax(inter / union + _PREFERENCE))]
 
 
-def chord_from_pitch_classes(weights: Sequence[float], bass_pc: int | None = None,
-                             min_weight: float = 1e-6) -> tuple[int, str] | None:
-    """Best (root pitch class, quality) for a 12-bin pitch-class weight vector, or None.
+_ROLL = (np.arange(12)[:, None] + np.arange(12)[None, :]) % 12  # [root, j] -> (root + j) % 12
+
+
+def match_chords(weights: np.ndarray, bass: np.ndarray) -> list[tuple[int, str]]:
+    """Best (root pitch class, quality) for each row of pitch-class weights.
 
     Scores every root/template by weighted overlap minus weight outside the template, with a
-    bonus when the lowest note is the root (so C6 and Am7 are told apart by the bass).
+    bonus when the lowest note is the root (so C6 and Am7 are told apart by the bass); exact
+    ties go to the lowest root.
+
+    Parameters
+    ----------
+    weights : float [n, 12] pitch-class weights, each row with a positive sum.
+    bass : int [n] lowest MIDI pitch (or pitch class) per row, -1 for none.
     """
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum(axis=1, keepdims=True)
+    rolled = w[:, _ROLL]  # [n, root, 12]
+    scores = rolled @ _TEMPLATES.T - rolled @ (1 - _TEMPLATES).T  # [n, root, quality]
+    scores -= 0.04 * _TEMPLATES.sum(1) - _PREFERENCE
+    bass = np.asarray(bass, dtype=np.int64)
+    has_bass = bass >= 0
+    scores[np.flatnonzero(has_bass), bass[has_bass] % 12] += 0.15
+    best = np.argmax(np.round(scores, 9).reshape(len(w), -1), axis=1)
+    return [(int(b) // len(QUALITIES), QUALITY_NAMES[int(b) % len(QUALITIES)])
+            for b in best.tolist()]
+
+
+def chord_from_pitch_classes(weights: Sequence[float], bass_pc: int | None = None,
+                             min_weight: float = 1e-6) -> tuple[int, str] | None:
+    """:func:`match_chords` for one 12-bin weight vector; None when it holds no weight."""
     w = np.asarray(weights, dtype=np.float64)
     if w.sum() <= min_weight:
         return None
-    w = w / w.sum()
-    best, best_score = None, -np.inf
-    for root in range(12):
-        rolled = np.roll(w, -root)
-        scores = (_TEMPLATES @ rolled) - (1 - _TEMPLATES) @ rolled
-        scores -= 0.04 * _TEMPLATES.sum(1) - _PREFERENCE
-        if bass_pc is not None and bass_pc % 12 == root:
-            scores += 0.15
-        q = int(np.argmax(scores))
-        if scores[q] > best_score:
-            best, best_score = (root, QUALITY_NAMES[q]), scores[q]
-    return best
+    return match_chords(w[None], np.array([-1 if bass_pc is None else bass_pc]))[0]
 
 
 def absolute_name(chord: Chord | None, key: Key) -> str:
