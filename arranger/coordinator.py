@@ -10,6 +10,7 @@ the loop and the ending) are fed through the same path, so the models hear them 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from tracks import chords as chord_track
 from tracks import drums as drum_track
 from tracks import melody as melody_track
 from tracks.common import BOS, Context
-from tracks.inference import fast_step
+from tracks.inference import NumpyStep, fast_step
 from tracks.model import LayerWeights
 
 FREE = -1  # forced-token value meaning "the model chooses"
@@ -107,24 +108,29 @@ class _Stepper:
         self.blind = list(blind)
         self.blind_multi = module is not None and module.MULTI_FOLLOWS in blind
         self.sampling = sampling
-        self.prev = torch.full((batch, 1), BOS, dtype=torch.long, device=device)
+        self.prev = np.full(batch, BOS, dtype=np.int64)
         self.state = None
         vocab = self.model.config.vocab_size
         self.allowed = np.ones(vocab, bool) if allowed is None else allowed
         self.allowed[BOS] = False
 
     def logits(self, cond: np.ndarray, multi: np.ndarray | None) -> np.ndarray:
+        """Logits [B, V] of this step; the state moves on."""
         if self.blind:
             cond[..., self.blind] = 0  # see arranger.train.blind_conditions
             if self.blind_multi:
                 multi = np.zeros_like(multi)
-        m = None if multi is None else torch.from_numpy(multi).to(self.device)
-        c = torch.from_numpy(cond).to(self.device)
-        out, self.state = self.model(self.prev, c, m, self.state)
+        m = None if multi is None else multi[:, -1]
+        if isinstance(self.model, NumpyStep):  # the per-step hot path: no tensors at all
+            out, self.state = self.model.step(self.prev, cond[:, -1], m, self.state)
+            return out
+        tensor = partial(torch.as_tensor, device=self.device)
+        out, self.state = self.model(tensor(self.prev[:, None]), tensor(cond),
+                                     None if m is None else tensor(multi), self.state)
         return out[:, -1].float().cpu().numpy()
 
     def advance(self, tokens: np.ndarray) -> None:
-        self.prev = torch.from_numpy(tokens.astype(np.int64)).view(-1, 1).to(self.device)
+        self.prev = tokens.astype(np.int64)
 
 
 def _sample(logits: np.ndarray, mask: np.ndarray, sampling: Sampling,
@@ -209,7 +215,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
                 ctx.chord_root[:, b], ctx.chord_quality[:, b] = chord_track.context_values(tok)
                 chords.advance(tok)
             cond, multi = melody_track.conditions(ctx, t, t + 1)
-            mask = melody_track.token_mask(melody.prev[:, 0].numpy(), mel_low, mel_high)
+            mask = melody_track.token_mask(melody.prev, mel_low, mel_high)
             if t == final_step:
                 mask &= final_mask
             logits = _gap_pressure(melody.logits(cond, multi), waiting, plan.max_gap_steps)

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from arranger.coordinator import MODEL_LAYERS, Models, Plan, Sampling, compose
-from arranger.eval_report import fmt
+from arranger.eval_report import fmt, format_table  # noqa: F401  (part of the eval API)
 from arranger.layer_data import Windows, is_validation, make_windows, song_sequence, unigram_bits
 from arranger.markov import markov_models
 from arranger.metrics import (
@@ -382,10 +382,3 @@ def _reporter(progress: bool, started: float) -> Say:
         if progress:
             print(f"[{time.monotonic() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
     return say
-
-
-def format_table(result: dict) -> str:
-    """The result of :func:`evaluate` as one plain-text report; see :mod:`arranger.eval_report`."""
-    from arranger.eval_report import format_table as report
-
-    return report(result)

@@ -6,14 +6,14 @@ single file is written; the output folder is built in a staging copy and swapped
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from arranger import midi_io
 from arranger.atomic import staged_dir
-from arranger.coordinator import FREE, Forced, Models, Plan, compose, generation_mode
+from arranger.coordinator import FREE, Forced, Models, compose, generation_mode
 from arranger.manifest import Manifest, package_versions
 from arranger.preset import Preset, from_dict
 from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, Score, sounding
@@ -78,7 +78,9 @@ def compose_songs(preset: Preset, *, seed: int, bars: int, weights: Path | None 
     if check_render:
         _check_soundfont(preset)
     primer_score = _read_primer(primer) if primer else None
-    plan = _plan_with_primer(preset.plan(bars, bass_seed=seed), primer_score)
+    plan = preset.plan(bars, bass_seed=seed)
+    if primer_score is not None:
+        plan = replace(plan, key=primer_score.key)  # the song continues the primer's key
     forced = Forced.free(variations, bars)
     if primer_score is not None:
         _force_primer(forced, primer_score, models, bars)
@@ -162,12 +164,6 @@ def _read_primer(path: Path) -> Score:
     return song.score
 
 
-def _plan_with_primer(plan: Plan, primer: Score | None) -> Plan:
-    from dataclasses import replace
-
-    return plan if primer is None else replace(plan, key=primer.key)
-
-
 def _force_primer(forced: Forced, primer: Score, models: Models, bars: int) -> None:
     """Feed the primer's bars as forced tokens (all layers it has) so the song continues it."""
     n_bars = min(primer.bars, bars - 1)
@@ -232,8 +228,7 @@ def _resample(old: Score, preset: Preset, layer: str, first: int, end: int, seed
         return _clean_line_edges(new, "bass", s0, s1)
     models = load_models(weights)
     plan = preset.plan(old.bars)
-    plan = Plan(**{**plan.__dict__, "key": old.key, "tempo_bpm": old.tempo_bpm,
-                   "swing": old.swing})
+    plan = replace(plan, key=old.key, tempo_bpm=old.tempo_bpm, swing=old.swing)
     forced = _forced_from(old, models, CANDIDATES)
     free = {"chords": slice(first * BEATS_PER_BAR, end * BEATS_PER_BAR), "melody": slice(s0, s1),
             "drums": slice(s0, s1)}[layer]

@@ -58,12 +58,19 @@ class NumpyStep:
 
     def __call__(self, prev: torch.Tensor, cond: torch.Tensor, multi: torch.Tensor | None = None,
                  state=None) -> tuple[torch.Tensor, tuple[np.ndarray, np.ndarray]]:
-        tokens, conds = prev.numpy()[:, -1], cond.numpy()[:, -1]
+        """The model's own signature (tensors [B, T, ...]; the last step is used)."""
+        m = None if multi is None else multi.numpy()[:, -1]
+        logits, state = self.step(prev.numpy()[:, -1], cond.numpy()[:, -1], m, state)
+        return torch.from_numpy(logits[:, None, :]), state
+
+    def step(self, tokens: np.ndarray, conds: np.ndarray, multi: np.ndarray | None = None,
+             state=None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """One step in numpy: tokens [B], conds [B, C], multi [B, M] -> logits [B, V], state."""
         x = self.token_table[tokens]
         for i, table in enumerate(self.cond_tables):
             x = x + table[conds[:, i]]
         if self.multi_w is not None:
-            x = x + multi.numpy()[:, -1] @ self.multi_w + self.multi_b
+            x = x + multi @ self.multi_w + self.multi_b
         h, c = state if state is not None else self._zeros(len(tokens))
         h, c = h.copy(), c.copy()
         gates = x + h[0] @ self.w_hh0
@@ -72,8 +79,7 @@ class NumpyStep:
                 gates = np.concatenate([h[k - 1], h[k]], axis=1) @ self.w_upper[k - 1]
                 gates += self.b_upper[k - 1]
             h[k], c[k] = self._cell(gates, c[k])
-        logits = h[-1] @ self.head_w + self.head_b
-        return torch.from_numpy(logits[:, None, :]), (h, c)
+        return h[-1] @ self.head_w + self.head_b, (h, c)
 
     def _cell(self, gates: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         hidden = self.config.hidden
