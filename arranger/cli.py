@@ -52,7 +52,7 @@ def _with_soundfont(preset, soundfont: Path | None):
 def _run(fn: Callable, *args, interrupted: str = "nothing was changed", **kwargs):
     """Call into the library; a problem with the user's input is one line and exit code 2."""
     from arranger.preset import PresetError
-    from tracks.model import WeightsError
+    from tracks.weights_file import WeightsError
 
     try:
         return fn(*args, **kwargs)

@@ -9,11 +9,12 @@ the loop and the ending) are fed through the same path, so the models hear them 
 
 from __future__ import annotations
 
+import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, STEPS_PER_BEAT, Chord, Key, Score
 from tracks import bass as bass_track
@@ -22,7 +23,10 @@ from tracks import drums as drum_track
 from tracks import melody as melody_track
 from tracks.common import BOS, Context
 from tracks.inference import NumpyStep, fast_step
-from tracks.model import LayerWeights
+from tracks.weights_file import LayerWeights
+
+if TYPE_CHECKING:
+    import torch
 
 FREE = -1  # forced-token value meaning "the model chooses"
 MODEL_LAYERS = ("chords", "melody", "drums")
@@ -103,7 +107,7 @@ class _Stepper:
     def __init__(self, weights: LayerWeights, batch: int, sampling: Sampling, allowed=None,
                  module=None, device: torch.device | None = None):
         self.device = device
-        self.model = fast_step(weights.model) if device is None else weights.model.to(device)
+        self.model = fast_step(weights) if device is None else weights.model.to(device)
         blind = weights.card.get("blind_conditions", [])
         self.blind = list(blind)
         self.blind_multi = module is not None and module.MULTI_FOLLOWS in blind
@@ -124,7 +128,11 @@ class _Stepper:
         if isinstance(self.model, NumpyStep):  # the per-step hot path: no tensors at all
             out, self.state = self.model.step(self.prev, cond[:, -1], m, self.state)
             return out
-        tensor = partial(torch.as_tensor, device=self.device)
+        import torch
+
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a, device=self.device)
+
         out, self.state = self.model(tensor(self.prev[:, None]), tensor(cond),
                                      None if m is None else tensor(multi), self.state)
         return out[:, -1].float().cpu().numpy()
@@ -200,7 +208,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
     final_step = (plan.bars - 1) * STEPS_PER_BAR if plan.ending and plan.bars > 1 else -1
     final_mask = _final_note_mask(plan)
     waiting = np.zeros(batch, np.int64)  # melody steps since the last note-on
-    with torch.inference_mode():
+    with _no_grad(device):
         for t in range(steps):
             if t % STEPS_PER_BEAT == 0:
                 b = t // STEPS_PER_BEAT
@@ -234,6 +242,15 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
     return Generated(out["chords"], out["melody"], out["drums"], logp, shift)
 
 
+def _no_grad(device: torch.device | None):
+    """PyTorch's inference mode on its path; nothing (no torch import) on the numpy one."""
+    if device is None:
+        return nullcontext()
+    import torch
+
+    return torch.inference_mode()
+
+
 GAP_PRESSURE = 0.4  # nats taken off the rest and hold logits per step beyond the limit
 
 
@@ -259,7 +276,7 @@ def _allowed(weights: LayerWeights) -> np.ndarray | None:
     allowed = weights.card.get("allowed_tokens")
     if allowed is None:
         return None
-    mask = np.zeros(weights.model.config.vocab_size, bool)
+    mask = np.zeros(weights.config.vocab_size, bool)
     mask[np.asarray(allowed, dtype=np.int64)] = True
     return mask
 
@@ -384,17 +401,21 @@ class generation_mode:
 
     Step-by-step LSTM calls through oneDNN are ~30x slower on this CPU build, and a single thread
     is both the fastest at batch sizes this small and bit-stable whatever the machine's cores.
+    PyTorch is only configured when something already imported it (its device path).
     """
 
     def __enter__(self) -> None:
         from threadpoolctl import threadpool_limits
 
-        self.saved = torch.get_num_threads(), torch.backends.mkldnn.enabled
-        torch.set_num_threads(1)
-        torch.backends.mkldnn.enabled = False
+        self.torch = sys.modules.get("torch")
+        if self.torch is not None:
+            self.saved = self.torch.get_num_threads(), self.torch.backends.mkldnn.enabled
+            self.torch.set_num_threads(1)
+            self.torch.backends.mkldnn.enabled = False
         self.blas = threadpool_limits(1)  # numpy's BLAS too: tiny products, threads only wait
 
     def __exit__(self, *exc) -> None:
-        torch.set_num_threads(self.saved[0])
-        torch.backends.mkldnn.enabled = self.saved[1]
+        if self.torch is not None:
+            self.torch.set_num_threads(self.saved[0])
+            self.torch.backends.mkldnn.enabled = self.saved[1]
         self.blas.restore_original_limits()

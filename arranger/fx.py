@@ -188,15 +188,38 @@ class VinylCrackle:
         smooth *= _db(self.rumble_db) / max(float(np.std(smooth)), 1e-12)
         return upsample_linear(smooth, CONTROL_STEP, shape[1])[None, :]
 
+    def noise(self, shape: tuple[int, int], sample_rate: float) -> np.ndarray:
+        """Everything this effect adds, for audio of ``shape``; float32. Needs no audio."""
+        rng = np.random.default_rng(self.seed)
+        out = self.clicks(rng, shape, sample_rate)
+        if _db(self.hiss_db) > 0:
+            out += self.hiss(rng, shape)
+        if _db(self.rumble_db) > 0:
+            out += self.rumble(rng, shape, sample_rate)
+        return out
+
+    def prepared(self, shape: tuple[int, int], sample_rate: float) -> Effect:
+        """This effect with its noise made ahead, for audio of ``shape`` (see ``prepare_chain``)."""
+        return _AddPrepared(self, shape, self.noise(shape, sample_rate))
+
     def __call__(self, audio: np.ndarray, sample_rate: float) -> np.ndarray:
         audio = np.asarray(audio, dtype=np.float32)
-        rng = np.random.default_rng(self.seed)
-        out = audio + self.clicks(rng, audio.shape, sample_rate)
-        if _db(self.hiss_db) > 0:
-            out += self.hiss(rng, audio.shape)
-        if _db(self.rumble_db) > 0:
-            out += self.rumble(rng, audio.shape, sample_rate)
-        return out
+        return audio + self.noise(audio.shape, sample_rate)
+
+
+@dataclass(frozen=True, eq=False)
+class _AddPrepared:
+    """An additive effect whose addition was computed ahead for one shape."""
+
+    effect: VinylCrackle
+    shape: tuple[int, int]
+    addition: np.ndarray
+
+    def __call__(self, audio: np.ndarray, sample_rate: float) -> np.ndarray:
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.shape != self.shape:  # not the audio it was prepared for
+            return self.effect(audio, sample_rate)
+        return audio + self.addition
 
 
 def _butterworth(audio: np.ndarray, sample_rate: float, cutoff_hz: float, order: int,
@@ -269,6 +292,16 @@ def build_effect(spec: EffectSpec, seed: int = 0) -> Effect:
 def build_chain(specs: Sequence[EffectSpec], seed: int = 0) -> list[Effect]:
     """Instantiate a chain; each seeded effect gets its own seed derived from ``seed``."""
     return [build_effect(spec, derive_seed(seed, str(i))) for i, spec in enumerate(specs)]
+
+
+def prepare_chain(chain: Sequence[Effect], shape: tuple[int, int],
+                  sample_rate: float) -> list[Effect]:
+    """Make ahead what effects can make before their input exists (the crackle's noise).
+
+    The master chain can only start once every stem is done; preparing it meanwhile, on a spare
+    core, takes that work off the critical path. The output is the same as the chain's own.
+    """
+    return [e.prepared(shape, sample_rate) if isinstance(e, VinylCrackle) else e for e in chain]
 
 
 def _fit_length(audio: np.ndarray, n_samples: int) -> np.ndarray:

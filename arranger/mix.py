@@ -8,7 +8,7 @@ one layer leaves every other stem byte-identical.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -16,7 +16,7 @@ import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from arranger.audio_config import LayerSound, MasterSound, derive_seed
-from arranger.fx import apply_chain, build_chain
+from arranger.fx import Effect, apply_chain, build_chain
 from arranger.loudness import (
     db_to_gain,
     integrated_loudness,
@@ -173,11 +173,19 @@ def normalise(audio: np.ndarray, sample_rate: float, target_lufs: float,
     return Normalised(out, reached, peak)
 
 
+def master_chain(master: MasterSound, seed: int = 0) -> list[Effect]:
+    """The master bus's effects, seeded for this song."""
+    return build_chain(master.effects, derive_seed(seed, "master"))
+
+
 def master_measured(stems: Mapping[str, np.ndarray], master: MasterSound, sample_rate: int,
-                    seed: int = 0) -> Normalised:
-    """``master_bus``, also returning the master's loudness and true peak."""
+                    seed: int = 0, chain: Sequence[Effect] | None = None) -> Normalised:
+    """``master_bus``, also returning the master's loudness and true peak.
+
+    ``chain`` may pass ``master_chain(master, seed)`` already prepared (``fx.prepare_chain``).
+    """
     total = sum_stems(stems)
-    chain = build_chain(master.effects, derive_seed(seed, "master"))
+    chain = master_chain(master, seed) if chain is None else chain
     out = as_stereo(apply_chain(chain, total, sample_rate))
     out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
     if not total.any():  # no music: keep the master chain's noise (crackle) as it is, not at -14

@@ -6,8 +6,9 @@ Layout written under ``out_dir``::
     mix.wav             master (24-bit), target loudness, true peak <= the ceiling
     mix.mp3, mix.flac   the master again, as asked for in ``formats``
 
-Each layer goes render -> effects -> stem file on its own thread (two at a time), so one
-layer's effects overlap the next layer's synthesis. With ``only``, just those layers are
+Each layer goes render -> effects -> stem file on its own thread (two at a time, longest
+first), so one layer's effects overlap the next layer's synthesis; the master chain's noise is
+made on the same workers meanwhile. With ``only``, just those layers are
 rendered and their stems rewritten; the other stems are not touched, not even rewritten. The
 master is always built from the stems as read back from disk, so a partial re-render gives
 exactly the master a full render of the same song would.
@@ -19,7 +20,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,19 @@ import pretty_midi
 
 from arranger.audio_config import LayerSound, MasterSound, RenderSettings
 from arranger.audio_io import read_audio, write_flac, write_mp3, write_wav
-from arranger.mix import Normalised, as_stereo, master_measured, process_stem, sum_stems
+from arranger.fx import prepare_chain
+from arranger.mix import (
+    Normalised,
+    as_stereo,
+    master_chain,
+    master_measured,
+    process_stem,
+    sum_stems,
+)
 from arranger.render import (
     LoadedSoundfont,
     check_swing,
+    layer_instruments,
     layer_names,
     render_layer,
     song_length_samples,
@@ -118,11 +128,29 @@ def _finite(value: float) -> float | None:
     return round(value, 2) if math.isfinite(value) else None
 
 
-def _render_stems(midi: pretty_midi.PrettyMIDI, names: list[str],
-                  sounds: Mapping[str, LayerSound], render: RenderSettings, soundfont: Path,
-                  stem_dir: Path, clock: _Clock, *, swing: float, seed: int,
-                  n_samples: int) -> None:
-    """Render -> effects -> stem file for each layer, two layers at a time."""
+# Relative CPU cost of an effect over a whole stem (a filter or compressor is 1).
+_EFFECT_COST = {"Reverb": 3.0, "Chorus": 1.5, "Delay": 1.5, "Bitcrush": 0.5, "Gain": 0.2}
+_NOTE_RING_S = 0.25  # a drum hit's MIDI note is short, its sample is not
+
+
+def layer_cost(midi: pretty_midi.PrettyMIDI, name: str, sound: LayerSound | None) -> float:
+    """A rough relative CPU cost of one layer: synthesis (mean polyphony) + its effects.
+
+    Only the order matters: layers start longest first, so two workers finish together.
+    """
+    notes = [n for i, _ in layer_instruments(midi, name) for n in midi.instruments[i].notes]
+    length = max(midi.get_end_time(), 1.0)
+    polyphony = sum(max(n.end - n.start, _NOTE_RING_S) for n in notes) / length
+    effects = sum(_EFFECT_COST.get(e.type, 1.0) for e in (sound.effects if sound else ()))
+    return 1.0 + 0.5 * polyphony + effects
+
+
+def _start_stems(midi: pretty_midi.PrettyMIDI, names: list[str],
+                 sounds: Mapping[str, LayerSound], render: RenderSettings,
+                 loaded: LoadedSoundfont, stem_dir: Path, clock: _Clock,
+                 pool: ThreadPoolExecutor, *, swing: float, seed: int,
+                 n_samples: int) -> list[Future]:
+    """Queue render -> effects -> stem file for each layer, longest first."""
     rate = render.sample_rate
 
     def layer(name: str) -> None:
@@ -137,19 +165,29 @@ def _render_stems(midi: pretty_midi.PrettyMIDI, names: list[str],
         with clock.stage("export stems", name):
             write_wav(stem_dir / f"{name}.wav", stem, rate)
 
-    with LoadedSoundfont(soundfont, rate) as loaded, ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(layer, names))
+    order = sorted(names, key=lambda n: -layer_cost(midi, n, sounds.get(n)))
+    return [pool.submit(layer, name) for name in order]
+
+
+def _finish(jobs: list[Future]) -> None:
+    """Wait for ``jobs``; on the first failure drop those not started, wait, and raise it."""
+    wait(jobs, return_when=FIRST_EXCEPTION)
+    for job in jobs:
+        job.cancel()
+    wait(jobs)
+    for job in jobs:
+        if not job.cancelled():
+            job.result()
 
 
 def _export(jobs: list[tuple[Callable[..., Path], Path]], audio: np.ndarray, rate: int,
-            clock: _Clock) -> None:
+            clock: _Clock, pool: ThreadPoolExecutor) -> None:
     """Write the master files in parallel: the MP3 encoder is by far the slowest."""
     def export(job: tuple[Callable[..., Path], Path]) -> None:
         with clock.stage("export mix", job[1].name):
             job[0](job[1], audio, rate)
 
-    with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(export, jobs))
+    list(pool.map(export, sorted(jobs, key=lambda job: job[1].suffix != ".mp3")))
 
 
 def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound],
@@ -182,16 +220,21 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
                                     tail_seconds=render.tail_seconds)
     stem_dir = out_dir / "stems"
     mixes = [(_WRITERS[f], out_dir / f"mix.{f}") for f in FORMATS if f in formats]
-    with _Clock(progress, 3 * len(todo) + 2 + len(mixes)) as clock:
-        _render_stems(midi, todo, sounds, render, soundfont, stem_dir, clock, swing=swing,
-                      seed=seed, n_samples=n_samples)
+    with _Clock(progress, 3 * len(todo) + 2 + len(mixes)) as clock, \
+            ThreadPoolExecutor(WORKERS) as pool:
+        with LoadedSoundfont(soundfont, rate) as loaded:  # closed before the master: memory
+            stems = _start_stems(midi, todo, sounds, render, loaded, stem_dir, clock, pool,
+                                 swing=swing, seed=seed, n_samples=n_samples)
+            # Queued behind the layers: made on whichever worker frees first.
+            chain = pool.submit(prepare_chain, master_chain(master, seed), (2, n_samples), rate)
+            _finish(stems)
         with clock.stage("export stems", "read back"):
             total = _read_summed(stem_dir, enabled, rate, n_samples)
         with clock.stage("master"):
             silence = np.zeros((2, n_samples), dtype=np.float32)
-            result = (master_measured({"sum": total}, master, rate, seed) if total is not None
-                      else Normalised(silence, -math.inf, -math.inf))
-        _export(mixes, result.audio, rate, clock)
+            result = (master_measured({"sum": total}, master, rate, seed, chain.result())
+                      if total is not None else Normalised(silence, -math.inf, -math.inf))
+        _export(mixes, result.audio, rate, clock, pool)
     return {
         "soundfont": str(soundfont),
         "sample_rate": rate,

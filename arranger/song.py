@@ -89,12 +89,13 @@ def compose_songs(preset: Preset, *, seed: int, bars: int, weights: Path | None 
 
 
 def generation_device(name: str):
-    """``auto``/``cpu``: the numpy CPU path (step-by-step generation is launch-bound on a GPU);
-    ``cuda``: PyTorch on the GPU."""
+    """``auto``/``cpu``: the numpy CPU path (step-by-step generation is launch-bound on a GPU,
+    and it needs no torch import); ``cuda``: PyTorch on the GPU."""
+    if name in ("auto", "cpu"):
+        return None
     from arranger.train import resolve_device
 
-    dev = resolve_device(name)
-    return dev if name == "cuda" else None
+    return resolve_device(name)
 
 
 def write_song(folder: Path, score: Score, preset: Preset, manifest: Manifest, output: Output,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from arranger.coordinator import MODEL_LAYERS, Models
 from tracks import drums as drum_track
-from tracks.model import LayerWeights, WeightsError, load_weights
+from tracks.weights_file import LayerWeights, WeightsError, read_weights
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "tracks" / "weights"
 
@@ -25,7 +25,7 @@ def load_models(weights_dir: Path | None = None) -> Models:
         if not path.exists():
             hint = "run `lofi train` with this --out" if weights_dir else "reinstall lofi"
             raise WeightsError(f"{path}: missing {layer} weights ({hint})")
-        loaded[layer] = load_weights(path, layer)
+        loaded[layer] = read_weights(path, layer)
     try:
         drum_track.DrumVocab.from_list(loaded["drums"].vocab)
     except ValueError as e:

@@ -1,5 +1,9 @@
 """The numpy single-step path gives the PyTorch model's logits and states."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +12,8 @@ from arranger.coordinator import Plan, compose
 from tests.helpers import tiny_models
 from tracks import chords, drums, melody
 from tracks.inference import NumpyStep
-from tracks.model import ConditionedLSTM, ModelConfig
+from tracks.model import ConditionedLSTM, ModelConfig, save_weights
+from tracks.weights_file import read_weights, tensor_shapes
 
 
 @pytest.mark.parametrize("module,vocab,layers", [(chords, chords.VOCAB_SIZE, 2),
@@ -25,7 +30,7 @@ def test_numpy_step_matches_torch_over_a_sequence(module, vocab, layers):
     multi = (torch.rand(batch, steps, module.MULTI_HOT) > 0.5).float() if cfg.multi_hot else None
     with torch.no_grad():
         expected, _ = model(prev, cond, multi)
-    step, state = NumpyStep(model), None
+    step, state = NumpyStep.of(model), None
     for t in range(steps):
         m = None if multi is None else multi[:, t:t + 1]
         logits, state = step(prev[:, t:t + 1], cond[:, t:t + 1], m, state)
@@ -37,3 +42,35 @@ def test_fast_and_torch_paths_write_the_same_song():
     plan = Plan(bars=4)
     assert compose(models, plan, seed=4)[0].equals(
         compose(models, plan, seed=4, device=torch.device("cpu"))[0])
+
+
+@pytest.mark.parametrize("module,vocab,layers", [(chords, chords.VOCAB_SIZE, 2),
+                                                 (drums, 40, 3)])
+def test_tensor_shapes_are_the_models_state_dict(module, vocab, layers):
+    cfg = ModelConfig(module.LAYER, vocab, module.COND_SIZES, module.MULTI_HOT, hidden=16,
+                      num_layers=layers)
+    expected = {k: tuple(v.shape) for k, v in ConditionedLSTM(cfg).state_dict().items()}
+    assert tensor_shapes(cfg) == expected
+
+
+def test_weights_read_into_numpy_build_the_same_model(tmp_path):
+    models = tiny_models(hidden=24)
+    save_weights(tmp_path / "melody.safetensors", models.melody)
+    read = read_weights(tmp_path / "melody.safetensors", "melody")
+    assert read.config == models.melody.config and read.vocab == models.melody.vocab
+    for name, tensor in models.melody.model.state_dict().items():
+        np.testing.assert_array_equal(read.numpy_arrays()[name], tensor.numpy())
+        np.testing.assert_array_equal(read.model.state_dict()[name].numpy(), tensor.numpy())
+
+
+def test_cpu_generation_never_imports_torch(tmp_path):
+    """`lofi generate` on the CPU steps in numpy: torch's import (~1 s) is not paid."""
+    code = ("import sys; from arranger.song import generate; from arranger.preset import "
+            "load_preset; from arranger.song import Output; "
+            f"generate(load_preset('rainy-night'), __import__('pathlib').Path({str(tmp_path)!r})"
+            " / 'song', seed=3, bars=4, output=Output(render=False, pictures=False, "
+            "progress=False)); print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).resolve().parents[1])
+    assert result.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "song" / "score.mid").stat().st_size > 0

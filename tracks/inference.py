@@ -3,16 +3,17 @@
 Generation runs one step at a time at batch 1-16, where PyTorch's per-op overhead costs more
 than the arithmetic. Here the first LSTM layer's input projection is folded into lookup tables
 (every input is an embedding or a linear map, so ``W_ih @ x`` is a sum of table rows) and each
-step is a handful of small numpy matrix products. Same call signature as the model, so the
-coordinator uses either. Results match the PyTorch model to float32 rounding.
+step is a handful of small numpy matrix products. Built from numpy arrays, so CPU
+generation never imports torch. Results match the PyTorch model to float32 rounding.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import Any
 
-from tracks.model import ConditionedLSTM, ModelConfig
+import numpy as np
+
+from tracks.weights_file import LayerWeights, ModelConfig
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -22,10 +23,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class NumpyStep:
     """``step(prev, cond, multi, state) -> (logits [B, 1, V], state)`` for T = 1."""
 
-    def __init__(self, model: ConditionedLSTM) -> None:
-        self.config: ModelConfig = model.config
-        c = model.config
-        sd = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
+    def __init__(self, config: ModelConfig, sd: dict[str, np.ndarray]) -> None:
+        """``sd``: the model's ``state_dict`` as float32 arrays (``LayerWeights.numpy_arrays``)."""
+        self.config = c = config
         w0 = sd["lstm.weight_ih_l0"]  # [4H, width]
         bias0 = sd["lstm.bias_ih_l0"] + sd["lstm.bias_hh_l0"]
         self.token_table = sd["token_embed.weight"] @ w0[:, : c.embed_dim].T + bias0
@@ -56,9 +56,16 @@ class NumpyStep:
                         for k in range(1, c.num_layers)]
         self.head_w, self.head_b = sd["head.weight"].T.copy(), sd["head.bias"]
 
-    def __call__(self, prev: torch.Tensor, cond: torch.Tensor, multi: torch.Tensor | None = None,
-                 state=None) -> tuple[torch.Tensor, tuple[np.ndarray, np.ndarray]]:
-        """The model's own signature (tensors [B, T, ...]; the last step is used)."""
+    @classmethod
+    def of(cls, model: Any) -> NumpyStep:
+        """The numpy stepper of a PyTorch ``ConditionedLSTM``."""
+        return cls(model.config, {k: v.detach().float().cpu().numpy()
+                                  for k, v in model.state_dict().items()})
+
+    def __call__(self, prev: Any, cond: Any, multi: Any = None, state=None) -> tuple[Any, Any]:
+        """The PyTorch model's signature (tensors [B, T, ...]; the last step is used)."""
+        import torch
+
         m = None if multi is None else multi.numpy()[:, -1]
         logits, state = self.step(prev.numpy()[:, -1], cond.numpy()[:, -1], m, state)
         return torch.from_numpy(logits[:, None, :]), state
@@ -92,6 +99,7 @@ class NumpyStep:
         return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
 
 
-def fast_step(model):
-    """The numpy stepper for a ConditionedLSTM; any other model (e.g. Markov) as it is."""
-    return NumpyStep(model) if isinstance(model, ConditionedLSTM) else model
+def fast_step(weights: LayerWeights) -> Any:
+    """The numpy stepper of an LSTM layer model; any other model (e.g. Markov) as it is."""
+    arrays = weights.numpy_arrays()
+    return NumpyStep(weights.config, arrays) if arrays is not None else weights.model

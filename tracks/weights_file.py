@@ -1,0 +1,137 @@
+"""Layer weights files without PyTorch: config, shapes, and loading safetensors into numpy.
+
+CPU generation steps the LSTMs in numpy (:mod:`tracks.inference`), so ``lofi generate`` never
+needs to import torch (about a second of start-up, and a few hundred MB). The PyTorch model is
+built from the same arrays only when something asks for it: training, evaluation, a CUDA device.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a :class:`tracks.model.ConditionedLSTM`."""
+
+    layer: str  # which layer this model writes: "chords", "melody" or "drums"
+    vocab_size: int  # output / own-history tokens
+    cond_sizes: tuple[int, ...]  # vocabulary of each categorical condition (index 0 = unknown)
+    multi_hot: int = 0  # width of the multi-hot condition (e.g. 12 pitch classes), 0 for none
+    embed_dim: int = 64  # own-token embedding width
+    cond_dim: int = 16  # width of each condition's embedding
+    hidden: int = 256  # LSTM hidden units
+    num_layers: int = 2  # stacked LSTM layers
+    dropout: float = 0.2  # between LSTM layers and before the output projection
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        d = dict(d)
+        d["cond_sizes"] = tuple(d["cond_sizes"])
+        return cls(**d)
+
+    @property
+    def lstm_input(self) -> int:
+        """Width of the first LSTM layer's input: the token and condition embeddings."""
+        return self.embed_dim + self.cond_dim * (len(self.cond_sizes) + bool(self.multi_hot))
+
+
+def tensor_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor of the model's ``state_dict`` (PyTorch's names)."""
+    c, gates = config, 4 * config.hidden
+    shapes: dict[str, tuple[int, ...]] = {"token_embed.weight": (c.vocab_size, c.embed_dim)}
+    for i, n in enumerate(c.cond_sizes):
+        shapes[f"cond_embeds.{i}.weight"] = (n, c.cond_dim)
+    if c.multi_hot:
+        shapes["multi_proj.weight"] = (c.cond_dim, c.multi_hot)
+        shapes["multi_proj.bias"] = (c.cond_dim,)
+    for k in range(c.num_layers):
+        shapes[f"lstm.weight_ih_l{k}"] = (gates, c.lstm_input if k == 0 else c.hidden)
+        shapes[f"lstm.weight_hh_l{k}"] = (gates, c.hidden)
+        shapes[f"lstm.bias_ih_l{k}"] = (gates,)
+        shapes[f"lstm.bias_hh_l{k}"] = (gates,)
+    shapes["head.weight"] = (c.vocab_size, c.hidden)
+    shapes["head.bias"] = (c.vocab_size,)
+    return shapes
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used: wrong format, layer, vocabulary or shapes."""
+
+
+class LayerWeights:
+    """A trained layer model with everything needed to use it.
+
+    Built either from a model (training, tests, the Markov baseline) or, when read from a file,
+    from numpy arrays; then ``model`` builds the PyTorch module on first use.
+    """
+
+    def __init__(self, model: Any = None, vocab: list | None = None, card: dict | None = None,
+                 *, config: ModelConfig | None = None,
+                 arrays: dict[str, np.ndarray] | None = None) -> None:
+        if model is None and (config is None or arrays is None):
+            raise ValueError("LayerWeights needs a model, or a config and its arrays")
+        self._model, self._arrays = model, arrays
+        self.config: ModelConfig = config if config is not None else model.config
+        self.vocab = list(vocab or [])
+        self.card = dict(card or {})
+
+    @property
+    def model(self) -> Any:
+        """The PyTorch model (or the drop-in it was built with); imports torch if needed."""
+        if self._model is None:
+            from tracks.model import model_from_arrays
+
+            self._model = model_from_arrays(self.config, self._arrays)
+        return self._model
+
+    def numpy_arrays(self) -> dict[str, np.ndarray] | None:
+        """The current weights as float32 arrays; None for a model without any (Markov)."""
+        if self._model is None:
+            return self._arrays
+        state_dict = getattr(self._model, "state_dict", None)
+        if state_dict is None or not hasattr(self._model, "lstm"):
+            return None
+        return {k: v.detach().float().cpu().numpy() for k, v in state_dict().items()}
+
+
+def read_weights(path: Path, layer: str | None = None) -> LayerWeights:
+    """Read a safetensors weights file into numpy (never unpickles), checking layer and shapes."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), "np") as f:
+            meta = f.metadata() or {}
+            arrays = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (no iter)
+    except (SafetensorError, OSError, ValueError, TypeError) as e:
+        raise WeightsError(f"{path}: not a safetensors weights file ({_first_line(e)})") from None
+    if "config" not in meta:
+        raise WeightsError(f"{path}: missing 'config' metadata; not a lofi weights file")
+    config = ModelConfig.from_dict(json.loads(meta["config"]))
+    if layer is not None and config.layer != layer:
+        raise WeightsError(f"{path}: holds a {config.layer!r} model, expected {layer!r}")
+    for name, shape in tensor_shapes(config).items():
+        got = arrays.get(name)
+        if got is None or tuple(got.shape) != shape:
+            found = None if got is None else tuple(got.shape)
+            raise WeightsError(f"{path}: tensor {name} has shape {found}, the config needs "
+                               f"{shape}")
+    vocab = json.loads(meta.get("vocab", "[]"))
+    if len(vocab) and len(vocab) != config.vocab_size:
+        raise WeightsError(f"{path}: vocabulary has {len(vocab)} tokens, the model "
+                           f"{config.vocab_size}")
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
+    return LayerWeights(None, vocab, json.loads(meta.get("card", "{}")), config=config,
+                        arrays=arrays)
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0]
