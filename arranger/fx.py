@@ -229,7 +229,11 @@ def _butterworth(audio: np.ndarray, sample_rate: float, cutoff_hz: float, order:
         return np.array(audio, dtype=np.float32)  # nothing to cut below Nyquist
     sos = butter(order, min(cutoff_hz, 0.99 * nyquist), btype=kind, fs=sample_rate,
                  output="sos")
-    return sosfilt(sos, audio, axis=-1).astype(np.float32)
+    audio = np.atleast_2d(audio)
+    out = np.empty(audio.shape, dtype=np.float32)
+    for channel in range(len(audio)):  # one float64 channel at a time: a third less memory
+        out[channel] = sosfilt(sos, audio[channel])
+    return out
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,11 @@ oversampling everything with the same filter.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.signal import sosfilt
+from threadpoolctl import threadpool_limits
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
@@ -67,9 +69,14 @@ def block_mean_squares(audio: np.ndarray, sample_rate: float) -> np.ndarray:
     n_hops = audio.shape[-1] // hop
     if n_hops < hops_per_block:
         return np.zeros(0)
-    weighted = sosfilt(k_weighting_sos(sample_rate), audio[:, : n_hops * hop])
-    squares = np.square(weighted, out=weighted)
-    per_hop = squares.reshape(len(squares), n_hops, hop).sum(axis=2, dtype=np.float64).sum(0)
+    sos = k_weighting_sos(sample_rate)
+
+    def channel_hops(channel: np.ndarray) -> np.ndarray:
+        weighted = sosfilt(sos, channel[: n_hops * hop])
+        return np.square(weighted, out=weighted).reshape(n_hops, hop).sum(axis=1)
+
+    with ThreadPoolExecutor(len(audio)) as pool:  # sosfilt releases the GIL: one per core
+        per_hop = sum(pool.map(channel_hops, audio))
     window = np.convolve(per_hop, np.ones(hops_per_block), mode="valid")
     return window / (hop * hops_per_block)
 
@@ -116,12 +123,16 @@ def _interpolated_magnitude(padded: np.ndarray, index: np.ndarray,
     half = INTERPOLATION_HALF_TAPS
     taps = np.arange(1, 2 * half + 1)  # offsets -half+1..half, shifted by the padding
     best = np.empty(len(index), dtype=np.float32)
-    for start in range(0, len(index), _CHUNK):
+
+    def chunk_at(start: int) -> None:
         chunk = index[start : start + _CHUNK]
         windows = np.take(padded, chunk[:, None] + taps[None, :], axis=1)  # (C, k, taps)
-        # einsum's own loop, not BLAS: BLAS threads spin badly on a busy 2-core machine
-        points = np.einsum("ckt,pt->ckp", windows, weights)
-        best[start : start + len(chunk)] = np.abs(points).max(axis=(0, 2))
+        best[start : start + len(chunk)] = np.abs(windows @ weights.T).max(axis=(0, 2))
+
+    # Chunks on two threads, each product on one BLAS thread: BLAS's own threads spin badly
+    # on a busy 2-core machine.
+    with threadpool_limits(1), ThreadPoolExecutor(2) as pool:
+        list(pool.map(chunk_at, range(0, len(index), _CHUNK)))
     return best
 
 

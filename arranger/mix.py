@@ -56,11 +56,16 @@ def process_stem(stem: np.ndarray, sound: LayerSound, sample_rate: int, seed: in
     """
     chain = build_chain(sound.effects, derive_seed(seed, name))
     out = as_stereo(apply_chain(chain, stem, sample_rate))
+    if np.shares_memory(out, stem):
+        out = out.copy()
     left, right = pan_gains(sound.pan)
     gain = db_to_gain(sound.gain_db)
-    out = out * np.array([[gain * left], [gain * right]], dtype=np.float32)
-    peak, ceiling = float(np.abs(out).max(initial=0.0)), db_to_gain(STEM_CEILING_DBFS)
-    return out * np.float32(ceiling / peak) if peak > ceiling else out
+    out *= np.array([[gain * left], [gain * right]], dtype=np.float32)  # in place: memory
+    peak = max(float(out.max(initial=0.0)), -float(out.min(initial=0.0)))  # no |out| copy
+    ceiling = db_to_gain(STEM_CEILING_DBFS)
+    if peak > ceiling:
+        out *= np.float32(ceiling / peak)
+    return out
 
 
 def process_stems(stems: Mapping[str, np.ndarray], sounds: Mapping[str, LayerSound],
@@ -130,7 +135,7 @@ def true_peak_limit(audio: np.ndarray, sample_rate: float, ceiling_db: float,
         envelope = peak_envelope(audio, ceiling)
     ahead = max(1, round(lookahead_ms * sample_rate / 1000))
     hold = max(ahead, round(hold_ms * sample_rate / 1000))
-    return (audio * limiter_gain(envelope, ceiling, ahead, hold)).astype(np.float32)
+    return np.asarray(audio, dtype=np.float32) * limiter_gain(envelope, ceiling, ahead, hold)
 
 
 class Normalised(NamedTuple):
@@ -187,7 +192,8 @@ def master_measured(stems: Mapping[str, np.ndarray], master: MasterSound, sample
     total = sum_stems(stems)
     chain = master_chain(master, seed) if chain is None else chain
     out = as_stereo(apply_chain(chain, total, sample_rate))
-    out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+    if not np.isfinite(out).all():  # the check is ~8x cheaper than always cleaning
+        out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
     if not total.any():  # no music: keep the master chain's noise (crackle) as it is, not at -14
         return normalise(out, sample_rate, -math.inf, master.true_peak_dbtp)
     return normalise(out, sample_rate, master.target_lufs, master.true_peak_dbtp)

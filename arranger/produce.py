@@ -37,7 +37,6 @@ from arranger.mix import (
     master_chain,
     master_measured,
     process_stem,
-    sum_stems,
 )
 from arranger.render import (
     LoadedSoundfont,
@@ -101,27 +100,36 @@ def _check_request(layers: list[str], only: set[str] | None, formats: Sequence[s
         raise ValueError(f"formats = {list(formats)}: {bad[0]!r} is not one of {FORMATS}")
 
 
-def _read_summed(stem_dir: Path, names: list[str], sample_rate: int,
-                 n_samples: int) -> np.ndarray | None:
-    """Sum of the stems as written, read one at a time (in ``sum_stems``' order, so the bytes
-    are the same) to hold one stem in memory, not all; None if there are none.
+class _StemSum:
+    """Adds stems as read back from disk, in name order whatever order they arrive in.
 
-    A missing or mismatched stem means a full render is needed first.
+    Float addition is order-sensitive: summing in ``sum_stems``' order gives the same bytes
+    whether a layer was rendered now or read from an earlier render. Each stem is read right
+    after it is written, on its worker, and added as soon as the ones before it are in, so at
+    most the out-of-order ones wait in memory.
     """
-    total = None
-    for name in sorted(names):
-        path = stem_dir / f"{name}.wav"
+
+    def __init__(self, names: list[str], sample_rate: int, n_samples: int) -> None:
+        self.order, self.next = sorted(names), 0
+        self.sample_rate, self.n_samples = sample_rate, n_samples
+        self.total = np.zeros((2, n_samples), dtype=np.float32) if names else None
+        self.waiting: dict[str, np.ndarray] = {}
+        self.lock = threading.Lock()
+
+    def read(self, path: Path) -> None:
+        """Read the stem at ``path`` (named by its file) and add it in turn."""
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: render all layers first (without only)")
         stem, rate = read_audio(path)
-        if rate != sample_rate or stem.shape[-1] != n_samples:
-            raise ValueError(f"{path} is {stem.shape[-1]} samples at {rate} Hz, this "
-                             f"render {n_samples} at {sample_rate} Hz: render all layers again")
-        if total is None:
-            total = sum_stems({"": stem})
-        else:
-            total += as_stereo(stem)
-    return total
+        if rate != self.sample_rate or stem.shape[-1] != self.n_samples:
+            raise ValueError(f"{path} is {stem.shape[-1]} samples at {rate} Hz, this render "
+                             f"{self.n_samples} at {self.sample_rate} Hz: render all layers "
+                             "again")
+        with self.lock:
+            self.waiting[path.stem] = stem
+            while self.next < len(self.order) and self.order[self.next] in self.waiting:
+                self.total += as_stereo(self.waiting.pop(self.order[self.next]))
+                self.next += 1
 
 
 def _finite(value: float) -> float | None:
@@ -148,9 +156,9 @@ def layer_cost(midi: pretty_midi.PrettyMIDI, name: str, sound: LayerSound | None
 def _start_stems(midi: pretty_midi.PrettyMIDI, names: list[str],
                  sounds: Mapping[str, LayerSound], render: RenderSettings,
                  loaded: LoadedSoundfont, stem_dir: Path, clock: _Clock,
-                 pool: ThreadPoolExecutor, *, swing: float, seed: int,
+                 pool: ThreadPoolExecutor, summed: _StemSum, *, swing: float, seed: int,
                  n_samples: int) -> list[Future]:
-    """Queue render -> effects -> stem file for each layer, longest first."""
+    """Queue render -> effects -> stem file -> read back for each layer, longest first."""
     rate = render.sample_rate
 
     def layer(name: str) -> None:
@@ -162,8 +170,11 @@ def _start_stems(midi: pretty_midi.PrettyMIDI, names: list[str],
                                program=sound.program if sound else None)
         with clock.stage("effects", name):
             stem = process_stem(raw, sound or LayerSound(program=0), rate, seed, name)
+        del raw  # a stem-sized buffer each: let go of them as soon as they are done
         with clock.stage("export stems", name):
             write_wav(stem_dir / f"{name}.wav", stem, rate)
+            del stem
+            summed.read(stem_dir / f"{name}.wav")
 
     order = sorted(names, key=lambda n: -layer_cost(midi, n, sounds.get(n)))
     return [pool.submit(layer, name) for name in order]
@@ -220,20 +231,22 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
                                     tail_seconds=render.tail_seconds)
     stem_dir = out_dir / "stems"
     mixes = [(_WRITERS[f], out_dir / f"mix.{f}") for f in FORMATS if f in formats]
-    with _Clock(progress, 3 * len(todo) + 2 + len(mixes)) as clock, \
+    with _Clock(progress, 3 * len(todo) + 1 + len(mixes)) as clock, \
             ThreadPoolExecutor(WORKERS) as pool:
+        summed = _StemSum(enabled, rate, n_samples)
         with LoadedSoundfont(soundfont, rate) as loaded:  # closed before the master: memory
-            stems = _start_stems(midi, todo, sounds, render, loaded, stem_dir, clock, pool,
-                                 swing=swing, seed=seed, n_samples=n_samples)
-            # Queued behind the layers: made on whichever worker frees first.
+            jobs = _start_stems(midi, todo, sounds, render, loaded, stem_dir, clock, pool,
+                                summed, swing=swing, seed=seed, n_samples=n_samples)
+            # The stems kept from an earlier render, and the master's noise, queued behind.
+            jobs += [pool.submit(summed.read, stem_dir / f"{name}.wav")
+                     for name in enabled if name not in todo]
             chain = pool.submit(prepare_chain, master_chain(master, seed), (2, n_samples), rate)
-            _finish(stems)
-        with clock.stage("export stems", "read back"):
-            total = _read_summed(stem_dir, enabled, rate, n_samples)
+            _finish(jobs)
         with clock.stage("master"):
             silence = np.zeros((2, n_samples), dtype=np.float32)
-            result = (master_measured({"sum": total}, master, rate, seed, chain.result())
-                      if total is not None else Normalised(silence, -math.inf, -math.inf))
+            result = (master_measured({"sum": summed.total}, master, rate, seed, chain.result())
+                      if summed.total is not None
+                      else Normalised(silence, -math.inf, -math.inf))
         _export(mixes, result.audio, rate, clock, pool)
     return {
         "soundfont": str(soundfont),

@@ -278,13 +278,17 @@ def render_layer(soundfont: LoadedSoundfont, midi: pretty_midi.PrettyMIDI, name:
                  n_samples: int, *, swing: float, humanize_ms: float, humanize_velocity: int,
                  seed: int, program: int | None = None) -> np.ndarray:
     """Render the instruments of one layer and sum them; (2, n_samples) float32."""
-    out = np.zeros((2, n_samples), dtype=np.float32)
+    out = None
     for index, label in layer_instruments(midi, name):
         instrument = midi.instruments[index]
         notes = timed_notes(midi, instrument, swing=swing, humanize_ms=humanize_ms,
                             humanize_velocity=humanize_velocity, seed=derive_seed(seed, label))
-        out += render_instrument(soundfont, instrument, notes, n_samples, program)
-    return out
+        audio = render_instrument(soundfont, instrument, notes, n_samples, program)
+        if out is None:  # the usual single instrument: no second stem-sized buffer
+            out = audio
+        else:
+            out += audio
+    return out if out is not None else np.zeros((2, n_samples), dtype=np.float32)
 
 
 def check_swing(swing: float) -> None:

@@ -135,9 +135,18 @@ def _start_pictures(folder: Path, score: Score, preset: Preset):
     if "fork" not in mp.get_all_start_methods():
         _write_pictures(folder, score, preset)
         return None
-    proc = mp.get_context("fork").Process(target=_write_pictures, args=(folder, score, preset))
+    proc = mp.get_context("fork").Process(target=_write_pictures_niced,
+                                          args=(folder, score, preset))
     proc.start()
     return proc
+
+
+def _write_pictures_niced(folder: Path, score: Score, preset: Preset) -> None:
+    """Draw at a lower priority: the audio threads come first, the drawing fills their gaps."""
+    import os
+
+    os.nice(10)
+    _write_pictures(folder, score, preset)
 
 
 def _write_pictures(folder: Path, score: Score, preset: Preset) -> None:
