@@ -9,6 +9,7 @@ the loop and the ending) are fed through the same path, so the models hear them 
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -143,21 +144,24 @@ class _Stepper:
 
 def _sample(logits: np.ndarray, mask: np.ndarray, sampling: Sampling,
             rng: np.random.Generator) -> np.ndarray:
-    """Temperature + nucleus (top-p) sampling by inverse CDF; deterministic for ``rng``."""
-    z = np.where(mask, logits / max(sampling.temperature, 1e-4), -np.inf)
-    p = np.exp(z - z.max(axis=1, keepdims=True))
-    if sampling.top_p >= 1.0:  # nothing to cut: no need to sort
-        cum = np.cumsum(p, axis=1)
-        u = rng.random((len(p), 1)) * cum[:, -1:]
-        return np.minimum((cum <= u).sum(axis=1), p.shape[1] - 1)
-    order = np.argsort(-p, axis=1, kind="stable")
-    sorted_p = np.take_along_axis(p, order, axis=1)
-    cum = np.cumsum(sorted_p, axis=1)
-    keep = (cum - sorted_p) < sampling.top_p * cum[:, -1:]
-    cum = np.cumsum(sorted_p * keep, axis=1)
+    """Temperature + nucleus (top-p) sampling by inverse CDF; deterministic for ``rng``.
+
+    The nucleus is cut at a probability value (the smallest one kept), found by sorting the
+    values alone: cheaper than an argsort, and ties are all in or all out, so no tie order
+    (which differs between sort algorithms) can change a song.
+    """
+    z = np.where(mask, logits, -np.inf)
+    z *= 1.0 / max(sampling.temperature, 1e-4)
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z, out=z)
+    if sampling.top_p < 1.0:
+        desc = np.sort(p, axis=1)[:, ::-1]
+        cum = np.cumsum(desc, axis=1)
+        kept = ((cum - desc) < sampling.top_p * cum[:, -1:]).sum(axis=1)  # the nucleus's size
+        p[p < desc[np.arange(len(p)), kept - 1][:, None]] = 0.0
+    cum = np.cumsum(p, axis=1)
     u = rng.random((len(p), 1)) * cum[:, -1:]
-    pick = np.minimum((cum <= u).sum(axis=1), p.shape[1] - 1)
-    return order[np.arange(len(p)), pick]
+    return np.minimum((cum <= u).sum(axis=1), p.shape[1] - 1)
 
 
 def _choose(logits, mask, forced, sampling, rng, logp_acc) -> np.ndarray:
@@ -222,7 +226,10 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
                 out["chords"][:, b] = tok
                 ctx.chord_root[:, b], ctx.chord_quality[:, b] = chord_track.context_values(tok)
                 chords.advance(tok)
-            cond, multi = melody_track.conditions(ctx, t, t + 1)
+                # The melody hears only the chords: a beat's conditions are known at its start.
+                beat_cond, beat_multi = melody_track.conditions(ctx, t, t + STEPS_PER_BEAT)
+            i = t % STEPS_PER_BEAT
+            cond, multi = beat_cond[:, i : i + 1], beat_multi[:, i : i + 1]
             mask = melody_track.token_mask(melody.prev, mel_low, mel_high)
             if t == final_step:
                 mask &= final_mask
@@ -339,7 +346,7 @@ def ending_forced(forced: Forced, plan: Plan, models: Models) -> None:
     if not plan.ending or plan.bars < 2:
         return
     first_beat, first_step = (plan.bars - 1) * BEATS_PER_BAR, (plan.bars - 1) * STEPS_PER_BAR
-    tonic = Chord(0, "maj7" if plan.key.mode == "major" else "m9")
+    tonic = _final_chord(plan)
     free = forced.chords[:, first_beat:] == FREE
     forced.chords[:, first_beat:][free] = chord_track.token_of(tonic)
     vocab = models.drum_vocab
@@ -353,10 +360,16 @@ def ending_forced(forced: Forced, plan: Plan, models: Models) -> None:
     mel[:, 8:][mel[:, 8:] == FREE] = melody_track.REST_TOKEN
 
 
+def _final_chord(plan: Plan) -> Chord:
+    """The tonic the song ends on, in the preset's chord colour (a triads song ends on a triad)."""
+    tonic = Chord(0, "maj7" if plan.key.mode == "major" else "m9")
+    return chord_track.recolor([tonic], plan.chord_color)[0]
+
+
 def _final_note_mask(plan: Plan) -> np.ndarray:
-    """Melody tokens allowed on the last bar's downbeat: tones of the tonic chord."""
+    """Melody tokens allowed on the last bar's downbeat: tones of the final chord."""
     mask = np.zeros(melody_track.VOCAB_SIZE, bool)
-    tonic = Chord(0, "maj7" if plan.key.mode == "major" else "m9").pitch_classes()
+    tonic = _final_chord(plan).pitch_classes()
     for p in range(melody_track.LOW, melody_track.HIGH):
         mask[melody_track.FIRST_PITCH_TOKEN + p - melody_track.LOW] = p % 12 in tonic
     return mask
@@ -397,12 +410,18 @@ def compose(models: Models, plan: Plan, *, seed: int, variations: int = 1,
 
 
 class generation_mode:
-    """One thread (PyTorch and BLAS) and no oneDNN while generating.
+    """One PyTorch thread, no oneDNN and at most two BLAS threads while generating.
 
-    Step-by-step LSTM calls through oneDNN are ~30x slower on this CPU build, and a single thread
-    is both the fastest at batch sizes this small and bit-stable whatever the machine's cores.
+    Step-by-step LSTM calls through oneDNN are ~30x slower on this CPU build, and one PyTorch
+    thread is the fastest at batch sizes this small. numpy's products, though, run ~1.3x faster
+    on two threads even at batch 1 (the weights stream through two cores' caches). Results do
+    not depend on the thread count: BLAS shares a product out by output rows and columns, never
+    splitting a sum, so every output is added up in the same order (a test checks it).
     PyTorch is only configured when something already imported it (its device path).
     """
+
+    def __init__(self, blas_threads: int | None = None) -> None:
+        self.blas_threads = blas_threads or min(2, os.cpu_count() or 1)
 
     def __enter__(self) -> None:
         from threadpoolctl import threadpool_limits
@@ -412,7 +431,7 @@ class generation_mode:
             self.saved = self.torch.get_num_threads(), self.torch.backends.mkldnn.enabled
             self.torch.set_num_threads(1)
             self.torch.backends.mkldnn.enabled = False
-        self.blas = threadpool_limits(1)  # numpy's BLAS too: tiny products, threads only wait
+        self.blas = threadpool_limits(self.blas_threads)
 
     def __exit__(self, *exc) -> None:
         if self.torch is not None:

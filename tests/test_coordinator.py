@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from arranger.coordinator import FREE, Forced, Plan, Sampling, compose, generate_tokens
-from arranger.score import HOLD, REST, Key
+from arranger.score import HOLD, REST, Chord, Key
 from tests.helpers import tiny_models
 from tracks import chords as chord_track
 from tracks import melody as melody_track
@@ -38,7 +38,7 @@ def test_chord_loop_repeats_and_song_ends_on_tonic(models):
     score = compose(models, plan, seed=2)[0]
     assert score.chords[:16] == score.chords[16:32]
     assert set(score.chords[32:]) == {chord_track.chord_of(
-        chord_track.token_of(__import__("arranger.score").score.Chord(0, "m9")))}
+        chord_track.token_of(Chord(0, "m9")))}
     last = score.melody[8 * 16:]
     assert last[0] >= 0 and (last[0] % 12) in {0, 3, 7, 10, 2} and (last[8:] == REST).all()
     assert score.drums[8 * 16] & 1 and (score.drums[8 * 16 + 1:] == 0).all()
@@ -76,6 +76,15 @@ def test_sparse_kit_and_chord_colour(models):
                                                 "sus2", "sus4", "7sus4"}
 
 
+@pytest.mark.parametrize(("color", "mode", "quality"), [
+    ("triads", "major", "maj"), ("triads", "minor", "min"), ("sevenths", "major", "maj7"),
+    ("ninths", "major", "maj9"), ("ninths", "minor", "m9")])
+def test_song_ends_on_the_tonic_in_the_presets_colour(models, color, mode, quality):
+    plan = Plan(bars=3, chord_color=color, key=Key(0, mode))
+    score = compose(models, plan, seed=0)[0]
+    assert set(score.chords[8:]) == {Chord(0, quality)}
+
+
 def test_free_marker_is_minus_one():
     assert FREE == -1
 
@@ -102,3 +111,22 @@ def test_drum_loop_repeats_the_groove_with_fills_and_phrase_crashes(models):
         assert np.array_equal(bars[bar] & ~crash, bars[bar % 2] & ~crash)
     for bar in (2, 5, 6):  # inside a phrase a repeat never crashes
         assert not (bars[bar] & crash).any()
+
+
+def test_nucleus_sampling_draws_the_renormalised_top_p_distribution():
+    """Temperature, mask and top-p: draws follow the kept tokens' renormalised softmax."""
+    from arranger.coordinator import _sample
+
+    logits = np.log(np.array([[0.05, 0.4, 0.3, 0.15, 0.1]], np.float32))
+    mask = np.array([[True, True, True, True, False]])  # token 4 is impossible
+    rng, n = np.random.default_rng(0), 40_000
+    draws = np.concatenate([_sample(np.repeat(logits, 100, 0), mask, Sampling(1.0, 0.8), rng)
+                            for _ in range(n // 100)])
+    # Renormalised without token 4: .444 .333 .167 .056; the top 0.8 keeps 1, 2 and 3 (the mass
+    # before token 3 is .778 < .8), so token 0 is cut as well.
+    want = np.array([0, 0.4, 0.3, 0.15, 0]) / 0.85
+    got = np.bincount(draws, minlength=5) / n
+    assert got[0] == got[4] == 0
+    np.testing.assert_allclose(got, want, atol=0.01)
+    cold = _sample(np.repeat(logits, 1000, 0), mask, Sampling(0.05, 1.0), rng)
+    assert (cold == 1).mean() > 0.99  # a low temperature takes the most likely token

@@ -8,11 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from arranger import midi_io
-from arranger.coordinator import Plan, compose
+from arranger.coordinator import Forced, Plan, compose
 from tests.helpers import make_score, save_models, tiny_models
 from tracks.model import WeightsError, load_weights, save_weights
 
@@ -76,6 +77,24 @@ def test_generation_does_not_depend_on_thread_count():
     two = compose(models, plan, seed=9)[0]
     assert one.equals(two)
     assert midi_io.midi_bytes(midi_io.to_midi(one)) == midi_io.midi_bytes(midi_io.to_midi(two))
+
+
+@pytest.mark.parametrize("batch", [1, 16])
+def test_generation_is_the_same_on_one_or_two_blas_threads(batch):
+    """Generation shares its products out over two BLAS threads: no sum changes order."""
+    from arranger.coordinator import ending_forced, generate_tokens, generation_mode
+    from arranger.weights import load_models
+
+    models, plan = load_models(), Plan(bars=4)  # shipped sizes: products big enough to thread
+    runs = []
+    for threads in (1, 2):
+        forced = Forced.free(batch, plan.bars)
+        ending_forced(forced, plan, models)
+        with generation_mode(blas_threads=threads):
+            runs.append(generate_tokens(models, plan, forced, seed=3))
+    for layer in ("chords", "melody", "drums"):
+        assert np.array_equal(getattr(runs[0], layer), getattr(runs[1], layer))
+        np.testing.assert_array_equal(runs[0].forced_logp[layer], runs[1].forced_logp[layer])
 
 
 def test_weights_with_wrong_shapes_name_the_mismatch(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from arranger.audio_io import read_audio
 from arranger.midi_io import read_midi
 from arranger.preset import load_preset, preset_names
-from arranger.song import Output, generate
+from arranger.song import Output, compose_songs, generate
 from arranger.weights import DEFAULT_WEIGHTS
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_WEIGHTS / "melody.safetensors").exists(),
@@ -32,7 +32,9 @@ def rendered(tmp_path_factory):
                  output=Output(formats=("wav",), pictures=False, progress=False))
         score = read_midi(folder / "song" / "score.mid")
         audio, rate = read_audio(folder / "song" / "mix.wav")
-        qualities = [c.quality for c in score.chords if c is not None]
+        # Chord colour over 16 songs' chords: one 8-bar loop holds too few to judge.
+        batch = compose_songs(load_preset(name), seed=1, bars=8, variations=16)
+        qualities = [c.quality for s in batch for c in s.chords if c is not None]
         out[name] = {
             "tempo": score.tempo_bpm,
             "sevenths_or_more": np.mean([len(q) > 3 or q in ("7", "6", "9") for q in qualities]),

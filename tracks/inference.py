@@ -16,10 +16,6 @@ import numpy as np
 from tracks.weights_file import LayerWeights, ModelConfig
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # one tanh: cheaper than exp and never overflows
-
-
 class NumpyStep:
     """``step(prev, cond, multi, state) -> (logits [B, 1, V], state)`` for T = 1."""
 
@@ -55,6 +51,16 @@ class NumpyStep:
         self.b_upper = [(sd[f"lstm.bias_ih_l{k}"] + sd[f"lstm.bias_hh_l{k}"])[order]
                         for k in range(1, c.num_layers)]
         self.head_w, self.head_b = sd["head.weight"].T.copy(), sd["head.bias"]
+        # sigmoid(x) = (tanh(x / 2) + 1) / 2: with the gate columns halved in advance one tanh
+        # covers all four gates. Halving is exact in floating point, so nothing rounds otherwise.
+        half = np.where(np.arange(4 * h) < 3 * h, 0.5, 1.0).astype(np.float32)
+        self.token_table = self.token_table * half
+        self.cond_tables = [t * half for t in self.cond_tables]
+        if self.multi_w is not None:
+            self.multi_w, self.multi_b = self.multi_w * half, self.multi_b * half
+        self.w_hh0 = self.w_hh0 * half
+        self.w_upper = [w * half for w in self.w_upper]
+        self.b_upper = [b * half for b in self.b_upper]
 
     @classmethod
     def of(cls, model: Any) -> NumpyStep:
@@ -90,8 +96,9 @@ class NumpyStep:
 
     def _cell(self, gates: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         hidden = self.config.hidden
-        sig = _sigmoid(gates[:, : 3 * hidden])
-        c = sig[:, hidden : 2 * hidden] * c + sig[:, :hidden] * np.tanh(gates[:, 3 * hidden :])
+        t = np.tanh(gates, out=gates)  # gates are pre-halved: i, f, o = (t + 1) / 2
+        sig = t[:, : 3 * hidden] * 0.5 + 0.5
+        c = sig[:, hidden : 2 * hidden] * c + sig[:, :hidden] * t[:, 3 * hidden :]
         return sig[:, 2 * hidden :] * np.tanh(c), c
 
     def _zeros(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
