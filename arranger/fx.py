@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +33,11 @@ def upsample_linear(control: np.ndarray, step: int, n_samples: int) -> np.ndarra
     ``control`` needs at least ``ceil(n_samples / step) + 1`` points. Returns float32 (n,).
     """
     blocks = -(-n_samples // step)
-    start, slope = control[:blocks], np.diff(control[: blocks + 1])
-    ramp = np.arange(step, dtype=np.float32) / step
-    return (start[:, None] + slope[:, None] * ramp[None, :]).ravel()[:n_samples].astype(np.float32)
+    points = np.asarray(control[: blocks + 1], dtype=np.float32)
+    out = np.empty((blocks, step), dtype=np.float32)  # float32 throughout: no 64-bit temporaries
+    np.multiply(np.diff(points)[:, None], np.arange(step, dtype=np.float32) / step, out=out)
+    out += points[:blocks, None]
+    return out.ravel()[:n_samples]
 
 
 def _catmull_rom(xm: np.ndarray, x0: np.ndarray, x1: np.ndarray, x2: np.ndarray,
@@ -51,24 +54,33 @@ def _fractional_read(audio: np.ndarray, delay: np.ndarray, cubic: bool) -> np.nd
     Splitting the position into an integer base and a float32 fraction keeps sub-sample
     precision that a float32 absolute position would lose after ~16 M samples. Edge samples
     repeat beyond the ends. Works in cache-sized chunks: on long audio that is ~5x faster than
-    whole-array temporaries, and ``np.take`` on a padded copy is ~8x faster than clipping.
+    whole-array temporaries, and ``np.take`` from a padded chunk is ~8x faster than clipping.
     """
     n = audio.shape[-1]
-    pad = int(np.ceil(delay.max(initial=0.0))) + 2
-    padded = np.pad(audio, ((0, 0), (pad, 2)), mode="edge")
+    reach = int(np.ceil(delay.max(initial=0.0))) + 2  # how far back a chunk reads
     out = np.empty_like(audio)
     for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)
+        source = _edge_padded(audio, start - reach, stop + 2)  # a view except at the ends
         whole = np.ceil(delay[start:stop]).astype(np.intp)
         frac = (whole - delay[start:stop]).astype(np.float32)  # position = base + frac
-        base = np.arange(start + pad, stop + pad, dtype=np.intp) - whole
-        x0, x1 = np.take(padded, base, axis=1), np.take(padded, base + 1, axis=1)
+        base = np.arange(reach, reach + stop - start, dtype=np.intp) - whole
+        x0, x1 = np.take(source, base, axis=1), np.take(source, base + 1, axis=1)
         if cubic:
-            xm, x2 = np.take(padded, base - 1, axis=1), np.take(padded, base + 2, axis=1)
+            xm, x2 = np.take(source, base - 1, axis=1), np.take(source, base + 2, axis=1)
             out[:, start:stop] = _catmull_rom(xm, x0, x1, x2, frac)
         else:
             out[:, start:stop] = x0 + frac * (x1 - x0)
     return out
+
+
+def _edge_padded(audio: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """``audio[:, lo:hi]`` with the edge samples repeated where the range runs off the ends."""
+    n = audio.shape[-1]
+    inner = audio[:, max(lo, 0) : min(hi, n)]
+    if lo >= 0 and hi <= n:
+        return inner
+    return np.pad(inner, ((0, 0), (max(-lo, 0), max(hi - n, 0))), mode="edge")
 
 
 @dataclass(frozen=True)
@@ -221,6 +233,10 @@ class _AddPrepared:
             return self.effect(audio, sample_rate)
         return audio + self.addition
 
+    def channel(self, index: int) -> _AddPrepared:
+        """The addition to one channel of the audio it was prepared for."""
+        return _AddPrepared(self.effect, (1, self.shape[1]), self.addition[index : index + 1])
+
 
 def _butterworth(audio: np.ndarray, sample_rate: float, cutoff_hz: float, order: int,
                  kind: str) -> np.ndarray:
@@ -306,6 +322,47 @@ def prepare_chain(chain: Sequence[Effect], shape: tuple[int, int],
     core, takes that work off the critical path. The output is the same as the chain's own.
     """
     return [e.prepared(shape, sample_rate) if isinstance(e, VinylCrackle) else e for e in chain]
+
+
+# Effects that treat each channel on its own: a stereo chain of them gives, bit for bit, what
+# one chain per channel gives (tests/test_fx.py checks each). Reverb mixes left into right.
+CHANNEL_WISE = frozenset({
+    "LowPass", "HighPass", "LowShelf", "HighShelf", "PeakFilter", "Compressor", "Chorus",
+    "Bitcrush", "Resample", "Limiter", "Gain", "Distortion", "Delay", "TapeWobble",
+    "VinylCrackle"})
+
+
+def channel_chains(specs: Sequence[EffectSpec], seed: int, shape: tuple[int, int],
+                   sample_rate: float) -> list[list[Effect]]:
+    """The chain of ``specs`` prepared for audio of ``shape`` (see ``prepare_chain``): one chain
+    per channel where every effect is channel-wise, so the channels can run in parallel with
+    the same output (``apply_chains``); else a single chain.
+    """
+    chain = prepare_chain(build_chain(specs, seed), shape, sample_rate)
+    if shape[0] < 2 or any(spec.type not in CHANNEL_WISE for spec in specs):
+        return [chain]
+    chains = []
+    for c in range(shape[0]):
+        own = build_chain(specs, seed)  # pedalboard plugins keep state: a set per channel
+        chains.append([shared.channel(c) if isinstance(shared, _AddPrepared) else mine
+                       for shared, mine in zip(chain, own, strict=True)])
+    return chains
+
+
+def apply_chains(chains: Sequence[Sequence[Effect]], audio: np.ndarray, sample_rate: float,
+                 pool: Executor) -> np.ndarray:
+    """``apply_chain`` with one chain, else ``chains[c]`` on channel ``c``, in parallel on
+    ``pool`` (pedalboard releases the GIL). Returns float32 of ``audio``'s shape."""
+    if len(chains) == 1:
+        return apply_chain(chains[0], audio, sample_rate)
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    out = np.empty_like(audio)
+
+    def run(c: int) -> None:
+        out[c] = apply_chain(chains[c], audio[c : c + 1], sample_rate)[0]
+
+    list(pool.map(run, range(len(chains))))
+    return out
 
 
 def _fit_length(audio: np.ndarray, n_samples: int) -> np.ndarray:

@@ -113,20 +113,24 @@ def interpolation_weights() -> np.ndarray:
     return np.array(rows, dtype=np.float32)
 
 
-def _interpolated_magnitude(padded: np.ndarray, index: np.ndarray,
+def _interpolated_magnitude(audio: np.ndarray, index: np.ndarray,
                             weights: np.ndarray) -> np.ndarray:
     """Largest |value| of the 3 interpolated points after each sample in ``index``.
 
-    ``padded`` is the audio with ``INTERPOLATION_HALF_TAPS`` zeros on both sides. Returns
-    (len(index),) float32, the maximum over phases and channels.
+    The audio outside the array counts as silence. Returns (len(index),) float32, the maximum
+    over phases and channels.
     """
-    half = INTERPOLATION_HALF_TAPS
-    taps = np.arange(1, 2 * half + 1)  # offsets -half+1..half, shifted by the padding
+    half, n = INTERPOLATION_HALF_TAPS, audio.shape[-1]
+    taps = np.arange(-half + 1, half + 1)
     best = np.empty(len(index), dtype=np.float32)
 
     def chunk_at(start: int) -> None:
         chunk = index[start : start + _CHUNK]
-        windows = np.take(padded, chunk[:, None] + taps[None, :], axis=1)  # (C, k, taps)
+        at = chunk[:, None] + taps[None, :]
+        if chunk[0] - half + 1 < 0 or chunk[-1] + half >= n:  # windows off the ends: silence
+            windows = np.take(audio, np.clip(at, 0, n - 1), axis=1) * ((at >= 0) & (at < n))
+        else:
+            windows = np.take(audio, at, axis=1)  # (C, k, taps)
         best[start : start + len(chunk)] = np.abs(windows @ weights.T).max(axis=(0, 2))
 
     # Chunks on two threads, each product on one BLAS thread: BLAS's own threads spin badly
@@ -154,14 +158,17 @@ def peak_envelope(audio: np.ndarray, threshold: float) -> np.ndarray:
     Returns (samples,) float32.
     """
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
-    envelope = np.abs(audio).max(axis=0)
+    envelope = np.abs(audio[0])
+    if len(audio) > 1:  # channel by channel: no (channels, samples) temporary
+        scratch = np.empty_like(envelope)
+        for channel in audio[1:]:
+            np.maximum(envelope, np.abs(channel, out=scratch), out=envelope)
     weights = interpolation_weights()
     bound = float(np.abs(weights).sum(axis=1).max())
     half = INTERPOLATION_HALF_TAPS
     hot = _within_reach(envelope * bound > threshold, half)
     if len(hot):
-        padded = np.pad(audio, ((0, 0), (half, half)))
-        inter = _interpolated_magnitude(padded, hot, weights)
+        inter = _interpolated_magnitude(audio, hot, weights)
         envelope[hot] = np.maximum(envelope[hot], inter)
     return envelope
 
@@ -173,7 +180,7 @@ def true_peak(audio: np.ndarray, sample_rate: float | None = None) -> float:
     for symmetry with the other measures, the oversampling does not depend on it.
     """
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
-    peak = float(np.abs(audio).max(initial=0.0))
+    peak = max(float(audio.max(initial=0.0)), -float(audio.min(initial=0.0)))
     return float(peak_envelope(audio, peak).max()) if peak > 0.0 else 0.0
 
 

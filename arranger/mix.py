@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from arranger.audio_config import LayerSound, MasterSound, derive_seed
-from arranger.fx import Effect, apply_chain, build_chain
+from arranger.fx import Effect, apply_chain, apply_chains, build_chain, channel_chains
 from arranger.loudness import (
     db_to_gain,
     integrated_loudness,
@@ -124,18 +124,22 @@ def limiter_gain(envelope: np.ndarray, ceiling: float, ahead: int, hold: int) ->
 
 def true_peak_limit(audio: np.ndarray, sample_rate: float, ceiling_db: float,
                     lookahead_ms: float = LOOKAHEAD_MS, hold_ms: float = HOLD_MS,
-                    envelope: np.ndarray | None = None) -> np.ndarray:
-    """Lookahead limiter on the 4x-oversampled peak envelope (channels linked).
+                    envelope: np.ndarray | None = None, gain: float = 1.0) -> np.ndarray:
+    """Lookahead limiter on the 4x-oversampled peak envelope (channels linked) of
+    ``audio * gain``.
 
     Gain changes take ``2 * lookahead_ms``; a reduction is held ``hold_ms``. ``envelope`` may
-    pass a precomputed ``peak_envelope(audio, ceiling)``. Returns float32 like ``audio``.
+    pass a precomputed ``peak_envelope(audio, ceiling / gain)`` (of ``audio`` before the gain).
+    Returns float32 like ``audio``.
     """
     ceiling = db_to_gain(ceiling_db)
     if envelope is None:
-        envelope = peak_envelope(audio, ceiling)
+        envelope = peak_envelope(audio, ceiling / gain)
     ahead = max(1, round(lookahead_ms * sample_rate / 1000))
     hold = max(ahead, round(hold_ms * sample_rate / 1000))
-    return np.asarray(audio, dtype=np.float32) * limiter_gain(envelope, ceiling, ahead, hold)
+    curve = limiter_gain(envelope * np.float32(gain), ceiling, ahead, hold)
+    curve *= np.float32(gain)  # the gain rides on the curve: one pass over the audio
+    return np.asarray(audio, dtype=np.float32) * curve
 
 
 class Normalised(NamedTuple):
@@ -165,8 +169,8 @@ def normalise(audio: np.ndarray, sample_rate: float, target_lufs: float,
         if gain_db > envelope_gain_db:  # exact wherever this gain or 1.5 dB more could clip
             envelope_gain_db = gain_db + ENVELOPE_HEADROOM_DB
             envelope = peak_envelope(audio, db_to_gain(limit - envelope_gain_db))
-        gain = np.float32(db_to_gain(gain_db))
-        out = true_peak_limit(audio * gain, sample_rate, limit, envelope=envelope * gain)
+        out = true_peak_limit(audio, sample_rate, limit, envelope=envelope,
+                              gain=db_to_gain(gain_db))
         reached = integrated_loudness(out, sample_rate)
         if abs(reached - target_lufs) <= LOUDNESS_TOLERANCE_LU:
             break
@@ -178,20 +182,30 @@ def normalise(audio: np.ndarray, sample_rate: float, target_lufs: float,
     return Normalised(out, reached, peak)
 
 
-def master_chain(master: MasterSound, seed: int = 0) -> list[Effect]:
-    """The master bus's effects, seeded for this song."""
-    return build_chain(master.effects, derive_seed(seed, "master"))
+def master_chains(master: MasterSound, seed: int, shape: tuple[int, int],
+                  sample_rate: float) -> list[list[Effect]]:
+    """The master bus's effects, seeded for this song and prepared for audio of ``shape``: one
+    chain per channel where they allow it (``fx.channel_chains``)."""
+    return channel_chains(master.effects, derive_seed(seed, "master"), shape, sample_rate)
 
 
 def master_measured(stems: Mapping[str, np.ndarray], master: MasterSound, sample_rate: int,
-                    seed: int = 0, chain: Sequence[Effect] | None = None) -> Normalised:
+                    seed: int = 0, chains: Sequence[Sequence[Effect]] | None = None,
+                    pool: Executor | None = None) -> Normalised:
     """``master_bus``, also returning the master's loudness and true peak.
 
-    ``chain`` may pass ``master_chain(master, seed)`` already prepared (``fx.prepare_chain``).
+    ``chains`` may pass ``master_chains(...)`` made ahead; ``pool`` runs the channels' chains
+    side by side (else a pool of two threads is made here).
     """
     total = sum_stems(stems)
-    chain = master_chain(master, seed) if chain is None else chain
-    out = as_stereo(apply_chain(chain, total, sample_rate))
+    if chains is None:
+        chains = master_chains(master, seed, total.shape, sample_rate)
+    if pool is None:
+        with ThreadPoolExecutor(2) as own:
+            out = apply_chains(chains, total, sample_rate, own)
+    else:
+        out = apply_chains(chains, total, sample_rate, pool)
+    out = as_stereo(out)
     if not np.isfinite(out).all():  # the check is ~8x cheaper than always cleaning
         out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
     if not total.any():  # no music: keep the master chain's noise (crackle) as it is, not at -14

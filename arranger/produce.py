@@ -8,7 +8,8 @@ Layout written under ``out_dir``::
 
 Each layer goes render -> effects -> stem file on its own thread (two at a time, longest
 first), so one layer's effects overlap the next layer's synthesis; the master chain's noise is
-made on the same workers meanwhile. With ``only``, just those layers are
+made on the same workers meanwhile, and the master chain then runs one channel per worker
+where its effects allow (``fx.channel_chains``: the same output, bit for bit). With ``only``, just those layers are
 rendered and their stems rewritten; the other stems are not touched, not even rewritten. The
 master is always built from the stems as read back from disk, so a partial re-render gives
 exactly the master a full render of the same song would.
@@ -30,11 +31,10 @@ import pretty_midi
 
 from arranger.audio_config import LayerSound, MasterSound, RenderSettings
 from arranger.audio_io import read_audio, write_flac, write_mp3, write_wav
-from arranger.fx import prepare_chain
 from arranger.mix import (
     Normalised,
     as_stereo,
-    master_chain,
+    master_chains,
     master_measured,
     process_stem,
 )
@@ -240,11 +240,12 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
             # The stems kept from an earlier render, and the master's noise, queued behind.
             jobs += [pool.submit(summed.read, stem_dir / f"{name}.wav")
                      for name in enabled if name not in todo]
-            chain = pool.submit(prepare_chain, master_chain(master, seed), (2, n_samples), rate)
+            chains = pool.submit(master_chains, master, seed, (2, n_samples), rate)
             _finish(jobs)
         with clock.stage("master"):
             silence = np.zeros((2, n_samples), dtype=np.float32)
-            result = (master_measured({"sum": summed.total}, master, rate, seed, chain.result())
+            result = (master_measured({"sum": summed.total}, master, rate, seed, chains.result(),
+                                      pool)
                       if summed.total is not None
                       else Normalised(silence, -math.inf, -math.inf))
         _export(mixes, result.audio, rate, clock, pool)
