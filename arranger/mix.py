@@ -13,7 +13,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from arranger.audio_config import LayerSound, MasterSound, derive_seed
 from arranger.fx import Effect, apply_chain, apply_chains, build_chain, channel_chains
@@ -110,6 +109,8 @@ def limiter_gain(envelope: np.ndarray, ceiling: float, ahead: int, hold: int) ->
     centred on a peak only averages held values, so the gain there never exceeds what the peak
     needs. Only stretches around overs are computed; elsewhere the gain is exactly 1.
     """
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d  # ~0.2 s import: when needed
+
     gain = np.ones(len(envelope), dtype=np.float32)
     hold += (hold - ahead) % 2  # window [n - hold, n + ahead] needs a whole-sample centre
     margin = hold + 2 * ahead + 1  # how far an over can move the gain

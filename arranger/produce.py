@@ -9,10 +9,10 @@ Layout written under ``out_dir``::
 Each layer goes render -> effects -> stem file on its own thread (two at a time, longest
 first), so one layer's effects overlap the next layer's synthesis; the master chain's noise is
 made on the same workers meanwhile, and the master chain then runs one channel per worker
-where its effects allow (``fx.channel_chains``: the same output, bit for bit). With ``only``, just those layers are
-rendered and their stems rewritten; the other stems are not touched, not even rewritten. The
-master is always built from the stems as read back from disk, so a partial re-render gives
-exactly the master a full render of the same song would.
+where its effects allow (``fx.channel_chains``: the same output, bit for bit). With ``only``,
+just those layers are rendered and their stems rewritten; the other stems are not touched, not
+even rewritten. The master is always built from the stems as read back from disk, so a partial
+re-render gives exactly the master a full render of the same song would.
 """
 
 from __future__ import annotations

@@ -217,3 +217,22 @@ def test_channel_wise_chains_give_the_stereo_result_bit_for_bit(kind):
         split = apply_chains(chains, audio, 44100, pool)
     assert np.array_equal(split, stereo), kind
     assert set(EFFECT_PARAMETERS) - CHANNEL_WISE == {"Reverb"}  # new effects must be classified
+
+
+@pytest.mark.parametrize("kind", ["lowpass", "highpass"])
+def test_butterworth_in_blocks_with_its_guard_tone_matches_one_plain_sosfilt(kind):
+    """Block-wise filtering and the -360 dBFS anti-denormal tone change nothing audible."""
+    from scipy.signal import butter, sosfilt
+
+    from arranger.fx import _FILTER_BLOCK
+
+    rng = np.random.default_rng(1)
+    n = 2 * _FILTER_BLOCK + 12345  # odd length, several blocks
+    audio = rng.standard_normal((2, n)).astype(np.float32) * 0.3
+    audio[:, n // 3 : n // 2] = 0.0  # a long silence, where the state would go subnormal
+    effect = (LowPass if kind == "lowpass" else HighPass)(3000.0, order=4)
+    out = effect(audio, 44100)
+    sos = butter(4, 3000.0, btype=kind, fs=44100, output="sos")
+    reference = np.stack([sosfilt(sos, channel) for channel in audio])
+    np.testing.assert_allclose(out, reference, rtol=0, atol=1e-7)
+    assert np.abs(out[:, n // 3 + 4410 : n // 2]).max() < 1e-20  # the silence stays silent
