@@ -23,7 +23,7 @@ from arranger.corpus_piece import Result, Song
 from arranger.score import Chord, Key, Score
 from tracks.common import QUALITY_NAMES
 
-READER_VERSION = 2  # bump when a reader's output changes: old cache entries are then ignored
+READER_VERSION = 3  # bump when a reader's output changes: old cache entries are then ignored
 _QUALITY_INDEX = {q: i for i, q in enumerate(QUALITY_NAMES)}
 _CHORD_TABLE = [Chord(r, q) for r in range(12) for q in QUALITY_NAMES]
 _ARRAYS = (("melody", np.int16), ("bass", np.int16), ("drums", np.uint16),

@@ -55,25 +55,24 @@ QUALITIES: dict[str, tuple[int, ...]] = {
 # Magenta DrumsRNN's 9 classes; the first GM note of each is the one we write.
 DRUM_CLASSES = ("kick", "snare", "closed_hat", "open_hat", "low_tom", "mid_tom", "high_tom",
                 "crash", "ride")
+# Per class, the notes read as it (the first is the one written): General MIDI, and the Roland
+# TD-11 notes of the Groove MIDI Dataset as Magenta reduces them to 9 classes (music_vae
+# ROLAND_DRUM_PITCH_CLASSES: floor tom 43/58, tom 2 45/47, tom 1 48/50).
 DRUM_CLASS_NOTES: tuple[tuple[int, ...], ...] = (
     (36, 35),
     (38, 40, 37, 39),
     (42, 44, 22),
     (46, 26),
-    (45, 41, 43, 58),
-    (47, 48, 50),
+    (43, 41, 58),
+    (47, 45),
     (50, 48),
     (49, 52, 55, 57, 27),
     (51, 59, 53, 56, 54, 80, 81),
 )
 DRUM_VELOCITIES = (45, 85, 112)  # MIDI velocity written for level 0 (ghost), 1, 2 (accent)
 
-_PITCH_TO_DRUM_CLASS = {}
-for _cls, _notes in enumerate(DRUM_CLASS_NOTES):
-    for _note in _notes:
-        _PITCH_TO_DRUM_CLASS.setdefault(_note, _cls)
-# Groove MIDI (Roland TD-11) notes beyond GM that still carry a clear role.
-_PITCH_TO_DRUM_CLASS.update({22: 2, 26: 3, 58: 4, 55: 7, 52: 7, 57: 7, 59: 8, 53: 8})
+_PITCH_TO_DRUM_CLASS = {note: cls for cls, notes in enumerate(DRUM_CLASS_NOTES) for note in notes}
+assert len(_PITCH_TO_DRUM_CLASS) == sum(map(len, DRUM_CLASS_NOTES)), "a note in two classes"
 
 
 def velocity_level(velocity: np.ndarray) -> np.ndarray:

@@ -45,3 +45,20 @@ def test_copy_is_deep():
     c = s.copy()
     c.melody[0] = 99
     assert s.melody[0] != 99 and not s.equals(c)
+
+
+def test_drum_notes_map_to_classes_as_general_midi_and_the_groove_dataset_use_them():
+    from arranger.score import DRUM_CLASS_NOTES, DRUM_CLASSES, drum_class_of_pitch
+
+    def name(pitch):
+        return DRUM_CLASSES[drum_class_of_pitch(pitch)]
+
+    # General MIDI toms from the low floor tom up: low, low, mid, mid, high, high.
+    assert [name(p) for p in (41, 43, 45, 47, 48, 50)] == ["low_tom"] * 2 + ["mid_tom"] * 2 + [
+        "high_tom"] * 2
+    # Groove MIDI (Roland TD-11): tom 1 head/rim 48/50, tom 2 45/47, floor tom 43/58.
+    assert {name(p) for p in (48, 50)} == {"high_tom"} and name(58) == "low_tom"
+    assert [name(p) for p in (22, 26, 44, 52, 55, 53, 59)] == [
+        "closed_hat", "open_hat", "closed_hat", "crash", "crash", "ride", "ride"]
+    for cls, notes in enumerate(DRUM_CLASS_NOTES):  # what is written reads back as itself
+        assert drum_class_of_pitch(notes[0]) == cls
