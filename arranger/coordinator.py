@@ -202,6 +202,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
     color = chord_track.recolor_table(plan.chord_color)
     chord_allowed, drum_allowed = chords.allowed[None], drums.allowed[None]
     out = {k: np.zeros_like(getattr(forced, k)) for k in MODEL_LAYERS}
+    own_chords = {"chords": np.zeros_like(forced.chords)}  # as the chord model wrote them
     logp = {k: np.zeros(batch) for k in MODEL_LAYERS}
     mel_low, mel_high = plan.melody_low - plan.key.tonic, plan.melody_high - plan.key.tonic + 1
     # The model writes in the register it learnt; the song's range is whole octaves away.
@@ -213,6 +214,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
     final_mask = _final_note_mask(plan)
     waiting = np.zeros(batch, np.int64)  # melody steps since the last note-on
     with _no_grad(device):
+        _drum_preroll(drums, batch, plan.key.mode, drum_allowed, gen)
         for t in range(steps):
             if t % STEPS_PER_BEAT == 0:
                 b = t // STEPS_PER_BEAT
@@ -221,11 +223,15 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
                 loop = _loop_forced(forced, out, plan, b)
                 tok = _choose(chords.logits(cond, multi), mask, loop, chords.sampling, gen,
                               logp["chords"])
-                # The colour re-spells sampled chords; the melody then hears the chord as written.
-                tok = np.where(loop == FREE, color[tok], tok)
-                out["chords"][:, b] = tok
-                ctx.chord_root[:, b], ctx.chord_quality[:, b] = chord_track.context_values(tok)
-                chords.advance(tok)
+                # The colour re-spells sampled chords and the melody hears the chord as written,
+                # but the chord model goes on from its own: fed a maj9 it never wrote (nor saw
+                # much), it would take each beat for a new chord and change chords every beat.
+                written = np.where(loop == FREE, color[tok], tok)
+                own = np.where(loop == FREE, tok, _loop_forced(forced, own_chords, plan, b))
+                out["chords"][:, b], own_chords["chords"][:, b] = written, own
+                ctx.chord_root[:, b], ctx.chord_quality[:, b] = chord_track.context_values(
+                    written)
+                chords.advance(own)
                 # The melody hears only the chords: a beat's conditions are known at its start.
                 beat_cond, beat_multi = melody_track.conditions(ctx, t, t + STEPS_PER_BEAT)
             i = t % STEPS_PER_BEAT
@@ -247,6 +253,24 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
             out["drums"][:, t] = tok
             drums.advance(tok)
     return Generated(out["chords"], out["melody"], out["drums"], logp, shift)
+
+
+DRUM_PREROLL_BARS = 2
+
+
+def _drum_preroll(drums: _Stepper, batch: int, mode: str, allowed: np.ndarray,
+                  rng: np.random.Generator) -> None:
+    """Let the drummer play two bars, unheard, before the song starts.
+
+    The drum model learnt from whole performances, which open with count-ins, lone crashes and
+    sparse intros; the song's first bars become its looped groove, so starting cold too often
+    loops an intro. The two bars sit at the end of a 4-bar phrase (the second one where fills
+    go), so the song starts as a groove does after a fill.
+    """
+    ctx = Context.empty(batch, 4, mode)  # no chords or melody heard: the drums are blind to them
+    for t in range((4 - DRUM_PREROLL_BARS) * STEPS_PER_BAR, 4 * STEPS_PER_BAR):
+        cond, _ = drum_track.conditions(ctx, t, t + 1)
+        drums.advance(_sample(drums.logits(cond, None), allowed, drums.sampling, rng))
 
 
 def _no_grad(device: torch.device | None):
