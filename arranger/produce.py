@@ -132,6 +132,13 @@ class _StemSum:
                 self.next += 1
 
 
+def _import_filters() -> None:
+    """Import scipy's filters (~0.8 s) while the first layers synthesise: FluidSynth runs
+    without the GIL, and the effects that need them would otherwise wait for the import."""
+    import scipy.ndimage  # noqa: F401
+    import scipy.signal  # noqa: F401
+
+
 def _finite(value: float) -> float | None:
     return round(value, 2) if math.isfinite(value) else None
 
@@ -204,7 +211,8 @@ def _export(jobs: list[tuple[Callable[..., Path], Path]], audio: np.ndarray, rat
 def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound],
                   master: MasterSound, render: RenderSettings, out_dir: Path, *, swing: float,
                   seed: int, formats: Sequence[str] = ("wav", "mp3"),
-                  only: set[str] | None = None, progress: bool = True) -> dict[str, Any]:
+                  only: set[str] | None = None, progress: bool = True,
+                  stems_done: Callable[[], None] | None = None) -> dict[str, Any]:
     """Render ``midi`` and write stems and master under ``out_dir`` (see the module docstring).
 
     Parameters
@@ -214,6 +222,8 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
     swing : 0..0.75 of a 16th; seed : base seed for humanisation and seeded effects.
     formats : master files to write, from ("wav", "mp3", "flac"); stems are always WAV.
     only : layers to re-render; the others' stems are read back from ``out_dir/stems``.
+    stems_done : called once every stem is written, before the master: the master and the MP3
+        leave a core idle for other work (``lofi generate`` draws its pictures then).
 
     Returns
     -------
@@ -231,6 +241,7 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
                                     tail_seconds=render.tail_seconds)
     stem_dir = out_dir / "stems"
     mixes = [(_WRITERS[f], out_dir / f"mix.{f}") for f in FORMATS if f in formats]
+    threading.Thread(target=_import_filters, daemon=True).start()
     with _Clock(progress, 3 * len(todo) + 1 + len(mixes)) as clock, \
             ThreadPoolExecutor(WORKERS) as pool:
         summed = _StemSum(enabled, rate, n_samples)
@@ -242,6 +253,8 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
                      for name in enabled if name not in todo]
             chains = pool.submit(master_chains, master, seed, (2, n_samples), rate)
             _finish(jobs)
+        if stems_done is not None:
+            stems_done()
         with clock.stage("master"):
             silence = np.zeros((2, n_samples), dtype=np.float32)
             result = (master_measured({"sum": summed.total}, master, rate, seed, chains.result(),

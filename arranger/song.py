@@ -104,7 +104,7 @@ def write_song(folder: Path, score: Score, preset: Preset, manifest: Manifest, o
     folder.mkdir(parents=True, exist_ok=True)
     midi_io.write_midi(folder / "score.mid", score, preset.programs())
     manifest.save(folder)
-    pictures = _start_pictures(folder, score, preset) if output.pictures else None
+    pictures = _Pictures(folder, score, preset) if output.pictures else None
     try:
         if output.render:
             from arranger.produce import produce_audio
@@ -112,7 +112,10 @@ def write_song(folder: Path, score: Score, preset: Preset, manifest: Manifest, o
             produce_audio(midi_io.to_midi(score, preset.programs()), preset.layers,
                           preset.master, preset.render, folder, swing=score.swing,
                           seed=manifest.render_seed, formats=output.formats, only=only,
-                          progress=output.progress)
+                          progress=output.progress,
+                          stems_done=pictures.go if pictures is not None else None)
+        if pictures is not None:
+            pictures.go()
     except BaseException:
         if pictures is not None:
             pictures.terminate()  # the staging folder it writes into is about to go
@@ -124,27 +127,49 @@ def write_song(folder: Path, score: Score, preset: Preset, manifest: Manifest, o
         raise RuntimeError(f"drawing pianoroll.png / score.musicxml in {folder} failed")
 
 
-def _start_pictures(folder: Path, score: Score, preset: Preset):
-    """Draw the pictures in a forked process while this one renders the audio.
-
-    Drawing is pure Python (it would hold the GIL the audio threads need between native
-    calls), and the audio's master and MP3 stages leave the second core idle.
+class _Pictures:
+    """Draws the pictures in a process forked now, while this one is small, that starts
+    drawing on ``go()``: once the stems are done, as the master and MP3 stages leave the second
+    core idle. Drawing earlier only slows the stems down: it is pure Python (music21 alone takes
+    a second to import) and takes the CPU whenever an audio thread waits for the GIL.
     """
-    import multiprocessing as mp
 
-    if "fork" not in mp.get_all_start_methods():
-        _write_pictures(folder, score, preset)
-        return None
-    proc = mp.get_context("fork").Process(target=_write_pictures_niced,
-                                          args=(folder, score, preset))
-    proc.start()
-    return proc
+    def __init__(self, folder: Path, score: Score, preset: Preset) -> None:
+        import multiprocessing as mp
+
+        self.event = None
+        if "fork" not in mp.get_all_start_methods():  # draw here, now
+            _write_pictures(folder, score, preset)
+            self.process = None
+            return
+        context = mp.get_context("fork")
+        self.event = context.Event()
+        self.process = context.Process(target=_write_pictures_later,
+                                       args=(self.event, folder, score, preset))
+        self.process.start()
+
+    def go(self) -> None:
+        if self.event is not None:
+            self.event.set()
+
+    def terminate(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+
+    def join(self) -> None:
+        if self.process is not None:
+            self.process.join()
+
+    @property
+    def exitcode(self) -> int | None:
+        return 0 if self.process is None else self.process.exitcode
 
 
-def _write_pictures_niced(folder: Path, score: Score, preset: Preset) -> None:
-    """Draw at a lower priority: the audio threads come first, the drawing fills their gaps."""
+def _write_pictures_later(event, folder: Path, score: Score, preset: Preset) -> None:
+    """Wait for the go, then draw at a lower priority: the audio threads come first."""
     import os
 
+    event.wait()
     os.nice(10)
     _write_pictures(folder, score, preset)
 
