@@ -40,8 +40,9 @@ def _env(tmp_path):
 
 def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path):
     corpus, out = _midi_folder(tmp_path / "corpus"), tmp_path / "w"
-    proc = subprocess.Popen(_train_cmd(corpus, out), env=_env(tmp_path), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_train_cmd(corpus, out, "--epochs", "400", "--max-minutes", "1"),
+                            env=_env(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # still training when killed
     ckpt = out / "melody.ckpt.pt"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not _epochs(ckpt) >= 2:
@@ -132,12 +133,15 @@ def test_missing_weights_folder_is_a_clear_error(tmp_path):
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     corpus, out = _midi_folder(tmp_path / "corpus", n=12), tmp_path / "w"
-    proc = subprocess.Popen(_train_cmd(corpus, out), env=_env(tmp_path), cwd=ROOT,
+    # A tiny model trains 40 epochs in ~2 s: ask for many more (the last --epochs counts), and
+    # interrupt as soon as the first checkpoint exists (written atomically after epoch 1).
+    cmd = _train_cmd(corpus, out, "--epochs", "400", "--max-minutes", "1")
+    proc = subprocess.Popen(cmd, env=_env(tmp_path), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ckpt = out / "melody.ckpt.pt"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and _epochs(ckpt) < 1:
-        time.sleep(0.2)
+    while time.monotonic() < deadline and not ckpt.exists():
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
