@@ -136,8 +136,11 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     # A tiny model trains 40 epochs in ~2 s: ask for many more (the last --epochs counts), and
     # interrupt as soon as the first checkpoint exists (written atomically after epoch 1).
     cmd = _train_cmd(corpus, out, "--epochs", "400", "--max-minutes", "1")
-    proc = subprocess.Popen(cmd, env=_env(tmp_path), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A runner started in the background (`cmd &`) ignores SIGINT, and so would the child,
+    # which then never sees Ctrl-C: give it the default handling a terminal would.
+    proc = subprocess.Popen(cmd, env=_env(tmp_path), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     ckpt = out / "melody.ckpt.pt"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not ckpt.exists():
