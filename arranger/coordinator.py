@@ -61,6 +61,8 @@ class Plan:
     # fill (0 = every bar free)
     max_gap_steps: int = 0  # past this many steps without a new melody note, a new one gets
     # more likely (0 = off)
+    melody_form: str = ""  # a letter per phrase of loop_bars (4 if 0) bars, cycling: a letter
+    # seen before repeats that phrase's melody ("" = every phrase new)
 
 
 @dataclass
@@ -240,7 +242,8 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
             if t == final_step:
                 mask &= final_mask
             logits = _gap_pressure(melody.logits(cond, multi), waiting, plan.max_gap_steps)
-            tok = _choose(logits, mask, forced_melody[:, t], melody.sampling, gen, logp["melody"])
+            fixed = _form_forced(forced_melody, out, plan, t)
+            tok = _choose(logits, mask, fixed, melody.sampling, gen, logp["melody"])
             waiting = np.where(tok >= melody_track.FIRST_PITCH_TOKEN, 0, waiting + 1)
             out["melody"][:, t] = tok
             ctx.melody[:, t] = melody_track.decode(tok)
@@ -351,6 +354,25 @@ def _drum_loop_forced(forced: Forced, out: dict, plan: Plan, step: int,
         repeated = no_crash[repeated]
     tokens[copy] = repeated
     return tokens
+
+
+def _form_forced(forced_melody: np.ndarray, out: dict, plan: Plan, step: int) -> np.ndarray:
+    """Forced melody tokens of ``step``: the caller's, else, in a phrase whose letter in
+    ``plan.melody_form`` came before, the melody of that letter's first phrase.
+
+    As with the chord loop, a step copies only where its source was also ours to write.
+    """
+    tokens = forced_melody[:, step]
+    if not plan.melody_form:
+        return tokens
+    phrase_steps = (plan.loop_bars or 4) * STEPS_PER_BAR
+    phrase = step // phrase_steps
+    first = plan.melody_form.index(plan.melody_form[phrase % len(plan.melody_form)])
+    if first == phrase:
+        return tokens
+    source = step - (phrase - first) * phrase_steps
+    copy = (tokens == FREE) & (forced_melody[:, source] == FREE)
+    return np.where(copy, out["melody"][:, source], tokens)
 
 
 def _loop_forced(forced: Forced, out: dict, plan: Plan, beat: int) -> np.ndarray:

@@ -20,7 +20,7 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEFAULT_PRESET = "rainy-night"
 _TOP_KEYS = {"name", "description", "inherits", "song", "sampling", "layers", "master", "render"}
 _SONG_KEYS = {"tempo_bpm", "key", "swing", "bars", "loop_bars", "ending", "melody_range",
-              "chord_color", "drum_kit", "melody_gap_bars", "drum_loop_bars"}
+              "chord_color", "drum_kit", "melody_gap_bars", "drum_loop_bars", "melody_form"}
 CHORD_COLORS = ("triads", "natural", "sevenths", "ninths")
 DRUM_KITS = ("full", "sparse", "none")
 
@@ -44,6 +44,8 @@ class SongSettings:
     drum_kit: str = "full"  # full, sparse (kick, snare, ride, crash only) or none
     drum_loop_bars: int = 2  # drums repeat every N bars, with a fill every 4th bar (0 = free)
     melody_gap_bars: float = 1.0  # longer without a new melody note gets ever less likely (0 = off)
+    melody_form: str = ""  # a letter per phrase of loop_bars, e.g. "AABA": a letter seen before
+    # repeats that phrase's melody ("" = every phrase new)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class Preset:
                     melody_high=s.melody_range[1], sampling=dict(self.sampling),
                     bass_seed=bass_seed, chord_color=s.chord_color, drum_kit=s.drum_kit,
                     max_gap_steps=round(s.melody_gap_bars * STEPS_PER_BAR),
-                    drum_loop_bars=s.drum_loop_bars)
+                    drum_loop_bars=s.drum_loop_bars, melody_form=s.melody_form)
 
     def to_dict(self) -> dict:
         s = self.song
@@ -84,7 +86,7 @@ class Preset:
                      "loop_bars": s.loop_bars, "ending": s.ending,
                      "melody_range": list(s.melody_range), "chord_color": s.chord_color,
                      "drum_kit": s.drum_kit, "drum_loop_bars": s.drum_loop_bars,
-                     "melody_gap_bars": s.melody_gap_bars},
+                     "melody_gap_bars": s.melody_gap_bars, "melody_form": s.melody_form},
             "sampling": {k: {"temperature": v.temperature, "top_p": v.top_p}
                          for k, v in self.sampling.items()},
             "layers": {k: v.to_dict() for k, v in self.layers.items()},
@@ -211,7 +213,12 @@ def _song(d, where: str) -> SongSettings:
             or rng[1] - rng[0] < 12):
         raise PresetError(f"{where}: song.melody_range = {rng!r}: expected [low, high] MIDI "
                           "notes in 36..100, at least an octave apart")
+    form = d.get("melody_form", dflt.melody_form)
+    if not (isinstance(form, str) and len(form) <= 32 and all("A" <= c <= "Z" for c in form)):
+        raise PresetError(f"{where}: song.melody_form = {form!r}: expected capital letters, one "
+                          "per phrase, like \"AABA\" (or \"\" for none)")
     return SongSettings(
+        melody_form=form,
         chord_color=_choice(d, "chord_color", dflt.chord_color, CHORD_COLORS, where),
         drum_kit=_choice(d, "drum_kit", dflt.drum_kit, DRUM_KITS, where),
         drum_loop_bars=_number(d, "drum_loop_bars", dflt.drum_loop_bars, 0, 16, where, p,

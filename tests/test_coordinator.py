@@ -130,3 +130,15 @@ def test_nucleus_sampling_draws_the_renormalised_top_p_distribution():
     np.testing.assert_allclose(got, want, atol=0.01)
     cold = _sample(np.repeat(logits, 1000, 0), mask, Sampling(0.05, 1.0), rng)
     assert (cold == 1).mean() > 0.99  # a low temperature takes the most likely token
+
+
+def test_melody_form_repeats_phrases_and_keeps_new_letters_new(models):
+    plan = Plan(bars=16, loop_bars=2, melody_form="AAB", ending=False)
+    score = compose(models, plan, seed=3)[0]
+    phrase = [score.melody[i * 32 : (i + 1) * 32] for i in range(8)]  # 2-bar phrases
+    # A A B | A A B | A A: every A is the first A, every B the first B, and B is new.
+    for i, letter in enumerate("AABAABAA"):
+        assert np.array_equal(phrase[i], phrase["AABAABAA".index(letter)]), i
+    assert not np.array_equal(phrase[2], phrase[0])
+    free = compose(models, Plan(bars=16, loop_bars=2, ending=False), seed=3)[0]
+    assert not np.array_equal(free.melody[32:64], free.melody[:32])  # no form: no repeats

@@ -43,6 +43,8 @@ def _write(tmp_path, text):
     ('[song]\nbars = 1.5', "song.bars = 1.5: expected an integer"),
     ("[song]\nmelody_range = [80, 70]", "song.melody_range"),
     ('[song]\ndrum_kit = "cowbell"', "song.drum_kit = 'cowbell'"),
+    ('[song]\nmelody_form = "aaba"', "song.melody_form = 'aaba': expected capital letters"),
+    ("[song]\nmelody_form = 4", "song.melody_form = 4"),
     ("[sampling.melody]\ntemperature = -1", "sampling.melody.temperature = -1"),
     ("[sampling.bass]\ntemperature = 1", "sampling.bass: unknown field"),
     ('inherits = "nope"', "preset 'nope' not found"),
