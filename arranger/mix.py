@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import NamedTuple
 
 import numpy as np
@@ -201,12 +202,8 @@ def master_measured(stems: Mapping[str, np.ndarray], master: MasterSound, sample
     total = sum_stems(stems)
     if chains is None:
         chains = master_chains(master, seed, total.shape, sample_rate)
-    if pool is None:
-        with ThreadPoolExecutor(2) as own:
-            out = apply_chains(chains, total, sample_rate, own)
-    else:
-        out = apply_chains(chains, total, sample_rate, pool)
-    out = as_stereo(out)
+    with ThreadPoolExecutor(2) if pool is None else nullcontext(pool) as runner:
+        out = as_stereo(apply_chains(chains, total, sample_rate, runner))
     if not np.isfinite(out).all():  # the check is ~8x cheaper than always cleaning
         out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
     if not total.any():  # no music: keep the master chain's noise (crackle) as it is, not at -14
