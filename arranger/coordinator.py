@@ -204,7 +204,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
     color = chord_track.recolor_table(plan.chord_color)
     chord_allowed, drum_allowed = chords.allowed[None], drums.allowed[None]
     out = {k: np.zeros_like(getattr(forced, k)) for k in MODEL_LAYERS}
-    own_chords = {"chords": np.zeros_like(forced.chords)}  # as the chord model wrote them
+    own_chords = np.zeros_like(forced.chords)  # as the chord model wrote them (uncoloured)
     logp = {k: np.zeros(batch) for k in MODEL_LAYERS}
     mel_low, mel_high = plan.melody_low - plan.key.tonic, plan.melody_high - plan.key.tonic + 1
     # The model writes in the register it learnt; the song's range is whole octaves away.
@@ -222,15 +222,16 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
                 b = t // STEPS_PER_BEAT
                 cond, multi = chord_track.conditions(ctx, b, b + 1)
                 mask = chord_allowed
-                loop = _loop_forced(forced, out, plan, b)
+                source = _chord_source(plan, b)
+                loop = _repeat(forced.chords, out["chords"], b, source)
                 tok = _choose(chords.logits(cond, multi), mask, loop, chords.sampling, gen,
                               logp["chords"])
                 # The colour re-spells sampled chords and the melody hears the chord as written,
                 # but the chord model goes on from its own: fed a maj9 it never wrote (nor saw
                 # much), it would take each beat for a new chord and change chords every beat.
                 written = np.where(loop == FREE, color[tok], tok)
-                own = np.where(loop == FREE, tok, _loop_forced(forced, own_chords, plan, b))
-                out["chords"][:, b], own_chords["chords"][:, b] = written, own
+                own = np.where(loop == FREE, tok, _repeat(forced.chords, own_chords, b, source))
+                out["chords"][:, b], own_chords[:, b] = written, own
                 ctx.chord_root[:, b], ctx.chord_quality[:, b] = chord_track.context_values(
                     written)
                 chords.advance(own)
@@ -242,14 +243,16 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
             if t == final_step:
                 mask &= final_mask
             logits = _gap_pressure(melody.logits(cond, multi), waiting, plan.max_gap_steps)
-            fixed = _form_forced(forced_melody, out, plan, t)
+            fixed = _repeat(forced_melody, out["melody"], t, _form_source(plan, t))
             tok = _choose(logits, mask, fixed, melody.sampling, gen, logp["melody"])
             waiting = np.where(tok >= melody_track.FIRST_PITCH_TOKEN, 0, waiting + 1)
             out["melody"][:, t] = tok
             ctx.melody[:, t] = melody_track.decode(tok)
             melody.advance(tok)
             cond, _ = drum_track.conditions(ctx, t, t + 1)
-            fixed = _drum_loop_forced(forced, out, plan, t, no_crash)
+            # A repeated crash only where a 4-bar phrase starts.
+            fixed = _repeat(forced.drums, out["drums"], t, _drum_source(plan, t),
+                            None if t % (4 * STEPS_PER_BAR) == 0 else no_crash)
             tok = _choose(drums.logits(cond, None), drum_allowed, fixed, drums.sampling, gen,
                           logp["drums"])
             tok = np.where(fixed == FREE, kit[tok], tok)
@@ -333,58 +336,54 @@ def _kit_map(vocab: drum_track.DrumVocab, kit: str) -> np.ndarray:
     return np.array(mapped, dtype=np.int64)
 
 
-def _drum_loop_forced(forced: Forced, out: dict, plan: Plan, step: int,
-                      no_crash: np.ndarray) -> np.ndarray:
-    """Forced drum tokens of ``step``: the caller's, else a repeat of the drum loop.
+def _repeat(forced: np.ndarray, written: np.ndarray, at: int, source: int | None,
+            remap: np.ndarray | None = None) -> np.ndarray:
+    """Forced tokens of position ``at``: the caller's, else, from a repeat rule's ``source``
+    position, what was written there (through ``remap`` if given).
+
+    A position repeats only where its source was also ours to write: when regenerating a range,
+    copying from the kept bars would just reproduce the old material (the range's first loop is
+    new, and then repeats).
+    """
+    tokens = forced[:, at].copy()
+    if source is not None:
+        copy = (tokens == FREE) & (forced[:, source] == FREE)
+        repeated = written[copy, source]
+        tokens[copy] = repeated if remap is None else remap[repeated]
+    return tokens
+
+
+def _chord_source(plan: Plan, beat: int) -> int | None:
+    """The beat a chord repeats: one loop back (not in the final bar of an ending)."""
+    loop = plan.loop_bars * BEATS_PER_BAR
+    if not loop or beat < loop or (plan.ending and beat >= (plan.bars - 1) * BEATS_PER_BAR):
+        return None
+    return beat - loop
+
+
+def _drum_source(plan: Plan, step: int) -> int | None:
+    """The step a drum hit repeats: one drum loop back, skipping fills.
 
     The last bar of every 4-bar phrase stays free, for a fill, and is never what gets repeated.
-    Bars whose source the caller keeps are sampled (when regenerating a range, its first loop
-    is new and then repeats; see ``_loop_forced``).
     """
-    tokens = forced.drums[:, step].copy()
     loop = plan.drum_loop_bars * STEPS_PER_BAR
     if not loop or step < loop or (step // STEPS_PER_BAR) % 4 == 3:
-        return tokens
+        return None
     source = step - loop
     while (source // STEPS_PER_BAR) % 4 == 3 and source >= loop:
         source -= loop  # repeat the groove, not a fill
-    copy = (tokens == FREE) & (forced.drums[:, source] == FREE)
-    repeated = out["drums"][copy, source]
-    if step % (4 * STEPS_PER_BAR):  # a repeated crash only where a 4-bar phrase starts
-        repeated = no_crash[repeated]
-    tokens[copy] = repeated
-    return tokens
+    return source
 
 
-def _form_forced(forced_melody: np.ndarray, out: dict, plan: Plan, step: int) -> np.ndarray:
-    """Forced melody tokens of ``step``: the caller's, else, in a phrase whose letter in
-    ``plan.melody_form`` came before, the melody of that letter's first phrase.
-
-    As with the chord loop, a step copies only where its source was also ours to write.
-    """
-    tokens = forced_melody[:, step]
+def _form_source(plan: Plan, step: int) -> int | None:
+    """The step a melody note repeats: the same step of the first phrase with this phrase's
+    letter in ``plan.melody_form`` (phrases of ``loop_bars`` bars, 4 if 0)."""
     if not plan.melody_form:
-        return tokens
+        return None
     phrase_steps = (plan.loop_bars or 4) * STEPS_PER_BAR
     phrase = step // phrase_steps
     first = plan.melody_form.index(plan.melody_form[phrase % len(plan.melody_form)])
-    if first == phrase:
-        return tokens
-    source = step - (phrase - first) * phrase_steps
-    copy = (tokens == FREE) & (forced_melody[:, source] == FREE)
-    return np.where(copy, out["melody"][:, source], tokens)
-
-
-def _loop_forced(forced: Forced, out: dict, plan: Plan, beat: int) -> np.ndarray:
-    """Forced chord tokens of ``beat``: the caller's, else a repeat of the loop."""
-    tokens = forced.chords[:, beat].copy()
-    loop = plan.loop_bars * BEATS_PER_BAR
-    if loop and beat >= loop and not (plan.ending and beat >= (plan.bars - 1) * BEATS_PER_BAR):
-        # Repeat the loop only where its source beat was also ours to write: when regenerating a
-        # bar range, copying from the kept bars would just reproduce the old chords.
-        copy = (tokens == FREE) & (forced.chords[:, beat - loop] == FREE)
-        tokens[copy] = out["chords"][copy, beat - loop]
-    return tokens
+    return None if first == phrase else step - (phrase - first) * phrase_steps
 
 
 def ending_forced(forced: Forced, plan: Plan, models: Models) -> None:
