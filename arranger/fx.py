@@ -241,8 +241,8 @@ class _AddPrepared:
 
 def _butterworth(audio: np.ndarray, sample_rate: float, cutoff_hz: float, order: int,
                  kind: str) -> np.ndarray:
-    # Imported when first needed: scipy.signal takes ~0.8 s to import, which then overlaps
-    # the other worker's synthesis instead of delaying every render.
+    # Imported here, not with this module: scipy.signal takes ~0.8 s to import, which
+    # produce_audio overlaps with synthesis on a side thread.
     from scipy.signal import butter, sosfilt
 
     nyquist = sample_rate / 2
@@ -363,15 +363,13 @@ def channel_chains(specs: Sequence[EffectSpec], seed: int, shape: tuple[int, int
     per channel where every effect is channel-wise, so the channels can run in parallel with
     the same output (``apply_chains``); else a single chain.
     """
-    chain = prepare_chain(build_chain(specs, seed), shape, sample_rate)
     if shape[0] < 2 or any(spec.type not in CHANNEL_WISE for spec in specs):
-        return [chain]
-    chains = []
-    for c in range(shape[0]):
-        own = build_chain(specs, seed)  # pedalboard plugins keep state: a set per channel
-        chains.append([shared.channel(c) if isinstance(shared, _AddPrepared) else mine
-                       for shared, mine in zip(chain, own, strict=True)])
-    return chains
+        return [prepare_chain(build_chain(specs, seed), shape, sample_rate)]
+    # pedalboard plugins keep state: a set per channel; the crackle's noise is made once
+    own = [build_chain(specs, seed) for _ in range(shape[0])]
+    shared = prepare_chain(own[0], shape, sample_rate)
+    return [[made.channel(c) if isinstance(made, _AddPrepared) else mine
+             for made, mine in zip(shared, chain, strict=True)] for c, chain in enumerate(own)]
 
 
 def apply_chains(chains: Sequence[Sequence[Effect]], audio: np.ndarray, sample_rate: float,

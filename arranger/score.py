@@ -72,7 +72,6 @@ DRUM_CLASS_NOTES: tuple[tuple[int, ...], ...] = (
 DRUM_VELOCITIES = (45, 85, 112)  # MIDI velocity written for level 0 (ghost), 1, 2 (accent)
 
 _PITCH_TO_DRUM_CLASS = {note: cls for cls, notes in enumerate(DRUM_CLASS_NOTES) for note in notes}
-assert len(_PITCH_TO_DRUM_CLASS) == sum(map(len, DRUM_CLASS_NOTES)), "a note in two classes"
 
 
 def velocity_level(velocity: np.ndarray) -> np.ndarray:

@@ -62,3 +62,5 @@ def test_drum_notes_map_to_classes_as_general_midi_and_the_groove_dataset_use_th
         "closed_hat", "open_hat", "closed_hat", "crash", "crash", "ride", "ride"]
     for cls, notes in enumerate(DRUM_CLASS_NOTES):  # what is written reads back as itself
         assert drum_class_of_pitch(notes[0]) == cls
+    every = [note for notes in DRUM_CLASS_NOTES for note in notes]
+    assert len(every) == len(set(every))  # no note in two classes (the high-tom bug)
