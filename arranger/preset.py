@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arranger.audio_config import LayerSound, MasterSound, RenderSettings
-from arranger.coordinator import MODEL_LAYERS, Plan, Sampling
+from arranger.audio.config import LayerSound, MasterSound, RenderSettings
+from arranger.compose.coordinator import MODEL_LAYERS, Plan
 from arranger.score import LAYERS, STEPS_PER_BAR, Key
+from arranger.settings import Sampling, SongSettings
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEFAULT_PRESET = "rainy-night"
@@ -27,25 +28,6 @@ DRUM_KITS = ("full", "sparse", "none")
 
 class PresetError(ValueError):
     """A preset that cannot be used; the message is one line naming file, field and value."""
-
-
-@dataclass(frozen=True)
-class SongSettings:
-    """Feel and form of the song."""
-
-    tempo_bpm: float = 80.0  # quarter notes per minute, 40..200
-    key: str = "C major"  # tonic and mode, e.g. "F minor", "Eb major", "Am"
-    swing: float = 0.0  # delay of off-beat 16ths as a fraction of a 16th, 0..0.75
-    bars: int = 32  # song length in 4/4 bars, 2..512
-    loop_bars: int = 4  # chord progression repeats every N bars (0 = through-composed)
-    ending: bool = True  # close on the tonic with a final note and a crash
-    melody_range: tuple[int, int] = (60, 84)  # lowest and highest melody note (MIDI)
-    chord_color: str = "natural"  # triads, natural (as the model writes), sevenths or ninths
-    drum_kit: str = "full"  # full, sparse (kick, snare, ride, crash only) or none
-    drum_loop_bars: int = 2  # drums repeat every N bars, with a fill every 4th bar (0 = free)
-    melody_gap_bars: float = 1.0  # longer without a new melody note gets ever less likely (0 = off)
-    melody_form: str = ""  # a letter per phrase of loop_bars, e.g. "AABA": a letter seen before
-    # repeats that phrase's melody ("" = every phrase new)
 
 
 @dataclass(frozen=True)

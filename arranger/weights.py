@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from arranger.coordinator import MODEL_LAYERS, Models
+from arranger.compose.coordinator import MODEL_LAYERS, Models
 from tracks import drums as drum_track
 from tracks.weights_file import LayerWeights, WeightsError, read_weights
 

@@ -20,13 +20,13 @@ import numpy as np
 import pretty_midi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a plain checkout
-from arranger.audio_config import (  # noqa: E402
+from arranger.audio.config import (  # noqa: E402
     EffectSpec,
     LayerSound,
     MasterSound,
     RenderSettings,
 )
-from arranger.produce import produce_audio  # noqa: E402
+from arranger.audio.produce import produce_audio  # noqa: E402
 
 BPM = 85
 PROGRESSION = ((57, 60, 64, 67), (50, 53, 57, 60), (55, 59, 62, 65), (48, 52, 55, 59))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from arranger.coordinator import Models, Plan, compose
+from arranger.compose.coordinator import Models, Plan, compose
 from arranger.weights import load_models
 from tracks.model import LayerWeights
 

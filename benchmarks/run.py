@@ -42,7 +42,7 @@ def generation(bars: int) -> None:
 def corpus_parsing(n_files: int) -> None:
     import music21
 
-    from arranger.corpus import read_file
+    from arranger.corpus.files import read_file
 
     songs = sorted((CORPUS / "pop909" / "POP909").glob("*/*.mid"))[:n_files]
     if not songs:
@@ -110,7 +110,7 @@ def whole_generate(runs: int = 3) -> None:
     walls, peaks = [], []
     for _ in range(runs):  # the median of a few: a shared 2-core machine is noisy
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, "-m", "arranger.cli", "generate", "--seed", "1", "--bars",
+            cmd = [sys.executable, "-m", "arranger.cli.main", "generate", "--seed", "1", "--bars",
                    "56", "--out", str(Path(tmp) / "song")]
             start = time.perf_counter()
             child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arranger.coordinator import Models
+from arranger.compose.coordinator import Models
 from arranger.score import HOLD, REST, Chord, Key, Score
 from tracks import chords as chord_track
 from tracks import drums as drum_track

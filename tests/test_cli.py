@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from arranger.cli import app
+from arranger.cli.main import app
 from tests.helpers import save_models, tiny_models
 
 runner = CliRunner()
@@ -78,7 +78,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, 
 def test_render_any_multitrack_midi(tmp_path):
     import pretty_midi
 
-    from arranger.audio_io import read_audio
+    from arranger.audio.files import read_audio
 
     pm = pretty_midi.PrettyMIDI(initial_tempo=100)
     tracks = [("Rhodes", 4, False, 60), ("Lead synth", 81, False, 72), ("Fretless", 35, False, 36),

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from arranger.coordinator import FREE, Forced, Plan, Sampling, compose, generate_tokens
+from arranger.compose.coordinator import FREE, Forced, Plan, compose, generate_tokens
 from arranger.score import HOLD, REST, Chord, Key
+from arranger.settings import Sampling
 from tests.helpers import tiny_models
 from tracks import chords as chord_track
 from tracks import melody as melody_track
@@ -92,7 +93,7 @@ def test_free_marker_is_minus_one():
 def test_gap_pressure_brings_a_silent_melody_back():
     import torch
 
-    from arranger.metrics import empty_bar_rate
+    from arranger.evaluation.metrics import empty_bar_rate
 
     models = tiny_models()
     with torch.no_grad():  # a melody model that almost always rests
@@ -115,7 +116,7 @@ def test_drum_loop_repeats_the_groove_with_fills_and_phrase_crashes(models):
 
 def test_nucleus_sampling_draws_the_renormalised_top_p_distribution():
     """Temperature, mask and top-p: draws follow the kept tokens' renormalised softmax."""
-    from arranger.coordinator import _sample
+    from arranger.compose.coordinator import _sample
 
     logits = np.log(np.array([[0.05, 0.4, 0.3, 0.15, 0.1]], np.float32))
     mask = np.array([[True, True, True, True, False]])  # token 4 is impossible

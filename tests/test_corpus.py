@@ -12,13 +12,15 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from arranger import corpus
-from arranger.corpus import SkipSong, Song, load_corpus, read_file
-from arranger.corpus_charts import parse_harte, parse_jazz_chord
-from arranger.corpus_grid import detect_swing
-from arranger.key_estimation import choose_key, estimate_key, pitch_class_histogram
+from arranger.corpus import pool
+from arranger.corpus.files import read_file
+from arranger.corpus.grid import detect_swing
+from arranger.corpus.load import load_corpus
+from arranger.corpus.piece import SkipSong, Song
+from arranger.corpus.readers.charts import parse_harte, parse_jazz_chord
 from arranger.midi_io import to_midi
 from arranger.score import DRUM_CLASSES, HOLD, REST, Chord, Key, Score, note_spans
+from arranger.theory import choose_key, estimate_key, pitch_class_histogram
 from tracks.chords import chord_from_pitch_classes, match_chords
 
 CORPUS = Path(os.environ.get("LOFI_CORPUS", Path(__file__).resolve().parents[2] / "shared"
@@ -325,8 +327,8 @@ def test_second_run_is_served_by_the_cache(tmp_path, monkeypatch):
     pop909_folder(data / "pop" / "007")
     write(data / "notes.txt", "just a readme")
     reads = []
-    original = corpus._read_one
-    monkeypatch.setattr(corpus, "_read_one", lambda task: reads.append(task) or original(task))
+    original = pool.read_one
+    monkeypatch.setattr(pool, "read_one", lambda task: reads.append(task) or original(task))
     kwargs = {"workers": 1, "cache_dir": tmp_path / "cache", "progress": False}
     first, report = load_corpus([data], **kwargs)
     assert len(reads) == 3 and report.kept == 2 and report.from_cache == 0

@@ -19,8 +19,10 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from arranger import corpus
-from arranger.corpus import SkipSong, load_corpus, read_file
+from arranger.corpus import pool
+from arranger.corpus.files import Task, read_file
+from arranger.corpus.load import load_corpus
+from arranger.corpus.piece import SkipSong
 from arranger.midi_io import midi_bytes, to_midi
 from arranger.score import LAYERS, Chord, Key, Score
 
@@ -224,7 +226,7 @@ def test_load_corpus_keeps_good_files_and_reports_bad_ones(tmp_path):
     assert report2.from_cache == len(good) + len(bad) and len(again) == len(songs)
 
 
-class _Crash(corpus.Task):
+class _Crash(Task):
     """A task whose reading kills its worker process."""
 
     def read(self):
@@ -238,10 +240,10 @@ def test_a_worker_that_dies_is_reported_and_the_rest_is_read(tmp_path):
     for i in range(6):
         path = tmp_path / f"{i}.mid"
         path.write_bytes(_song(rng))
-        tasks.append(corpus.Task(str(path)))
+        tasks.append(Task(str(path)))
     tasks.insert(2, _Crash(str(tmp_path / "crash.mid")))
     results = {}
-    corpus._run_pool(tasks, 2, results.__setitem__)
+    pool.run_pool(tasks, 2, results.__setitem__)
     assert sorted(results) == list(range(len(tasks)))
     assert results[2].startswith("reader crashed")
     assert all(isinstance(results[i], list) for i in results if i != 2)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from arranger.corpus import Song
-from arranger.evaluate import (
+from arranger.corpus.piece import Song
+from arranger.evaluation.evaluate import (
     conditioning_check,
     crop,
     derangement,
@@ -14,7 +14,7 @@ from arranger.evaluate import (
     format_table,
     with_chords,
 )
-from arranger.metrics import METRICS
+from arranger.evaluation.metrics import METRICS
 from arranger.midi_io import write_midi
 from arranger.score import Chord
 from tests.helpers import make_score, save_models, tiny_models

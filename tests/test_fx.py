@@ -9,8 +9,8 @@ import pedalboard as pb
 import pytest
 from scipy.signal import hilbert
 
-from arranger.audio_config import EFFECT_PARAMETERS, EffectSpec
-from arranger.fx import (
+from arranger.audio.config import EFFECT_PARAMETERS, EffectSpec
+from arranger.audio.fx import (
     CHANNEL_WISE,
     EFFECT_FACTORIES,
     HighPass,
@@ -224,7 +224,7 @@ def test_butterworth_in_blocks_with_its_guard_tone_matches_one_plain_sosfilt(kin
     """Block-wise filtering and the -360 dBFS anti-denormal tone change nothing audible."""
     from scipy.signal import butter, sosfilt
 
-    from arranger.fx import _FILTER_BLOCK
+    from arranger.audio.fx import _FILTER_BLOCK
 
     rng = np.random.default_rng(1)
     n = 2 * _FILTER_BLOCK + 12345  # odd length, several blocks

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from arranger import midi_io
-from arranger.coordinator import Forced, Plan, compose
+from arranger.compose.coordinator import Forced, Plan, compose
 from tests.helpers import make_score, save_models, tiny_models
 from tracks.model import WeightsError, load_weights, save_weights
 
@@ -29,7 +29,7 @@ def _midi_folder(folder: Path, n: int = 30) -> Path:
 
 
 def _train_cmd(corpus: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "arranger.cli", "train", str(corpus), "--out", str(out),
+    return [sys.executable, "-m", "arranger.cli.main", "train", str(corpus), "--out", str(out),
             "--layers", "melody", "--epochs", "40", "--hidden", "48", "--batch-size", "4",
             "--device", "cpu", "--workers", "1", *extra]
 
@@ -83,7 +83,7 @@ def test_generation_does_not_depend_on_thread_count():
 @pytest.mark.parametrize("batch", [1, 16])
 def test_generation_is_the_same_on_one_or_two_blas_threads(batch):
     """Generation shares its products out over two BLAS threads: no sum changes order."""
-    from arranger.coordinator import ending_forced, generate_tokens, generation_mode
+    from arranger.compose.coordinator import ending_forced, generate_tokens, generation_mode
     from arranger.weights import load_models
 
     models, plan = load_models(), Plan(bars=4)  # shipped sizes: products big enough to thread

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from arranger.coordinator import Plan, compose
+from arranger.compose.coordinator import Plan, compose
 from tests.helpers import tiny_models
 from tracks import chords, drums, melody
 from tracks.inference import NumpyStep
@@ -65,8 +65,8 @@ def test_weights_read_into_numpy_build_the_same_model(tmp_path):
 
 def test_cpu_generation_never_imports_torch(tmp_path):
     """`lofi generate` on the CPU steps in numpy: torch's import (~1 s) is not paid."""
-    code = ("import sys; from arranger.song import generate; from arranger.preset import "
-            "load_preset; from arranger.song import Output; "
+    code = ("import sys; from arranger.compose.song import generate; from arranger.preset import "
+            "load_preset; from arranger.compose.song import Output; "
             f"generate(load_preset('rainy-night'), __import__('pathlib').Path({str(tmp_path)!r})"
             " / 'song', seed=3, bars=4, output=Output(render=False, pictures=False, "
             "progress=False)); print('torch' in sys.modules)")

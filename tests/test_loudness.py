@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from arranger.loudness import (
+from arranger.audio.loudness import (
     db_to_gain,
     integrated_loudness,
     k_weighting_sos,

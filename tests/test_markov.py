@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from arranger.coordinator import Plan, compose
-from arranger.corpus import Song
-from arranger.layer_data import IGNORE, unigram_bits
-from arranger.markov import MarkovConfig, fit_markov, markov_models, train_markov
-from arranger.train import TrainConfig, evaluate_bits, prepare_layer
+from arranger.compose.coordinator import Plan, compose
+from arranger.corpus.piece import Song
+from arranger.evaluation.markov import MarkovConfig, fit_markov, markov_models, train_markov
+from arranger.training.layer_data import IGNORE, unigram_bits
+from arranger.training.train import TrainConfig, evaluate_bits, prepare_layer
 from tests.helpers import make_score
 
 CPU = torch.device("cpu")

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from arranger import metrics as m
+from arranger.evaluation import metrics as m
 from arranger.score import HOLD, REST, Chord, Score
 from tests.helpers import make_score
 

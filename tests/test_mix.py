@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from arranger.audio_config import EffectSpec, LayerSound, MasterSound, RenderSettings
-from arranger.loudness import integrated_loudness, true_peak_db
-from arranger.mix import (
+from arranger.audio.config import EffectSpec, LayerSound, MasterSound, RenderSettings
+from arranger.audio.loudness import integrated_loudness, true_peak_db
+from arranger.audio.mix import (
     STEM_CEILING_DBFS,
     mix,
     normalise,

@@ -6,10 +6,10 @@ Uses the shipped weights; each preset renders 8 bars with the same seed.
 import numpy as np
 import pytest
 
-from arranger.audio_io import read_audio
+from arranger.audio.files import read_audio
+from arranger.compose.song import Output, compose_songs, generate
 from arranger.midi_io import read_midi
 from arranger.preset import load_preset, preset_names
-from arranger.song import Output, compose_songs, generate
 from arranger.weights import DEFAULT_WEIGHTS
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_WEIGHTS / "melody.safetensors").exists(),
@@ -69,7 +69,7 @@ def test_chord_colour_keeps_the_harmonic_rhythm():
     """Re-spelt chords (maj -> maj9) must not make the chord model change chords every beat."""
     from dataclasses import replace
 
-    from arranger.coordinator import compose
+    from arranger.compose.coordinator import compose
     from arranger.weights import load_models
 
     models, base = load_models(), load_preset("rainy-night").plan(8, bass_seed=0)

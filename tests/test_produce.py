@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from arranger.audio_config import EffectSpec, LayerSound, MasterSound, RenderSettings
-from arranger.audio_io import read_audio, write_flac, write_mp3, write_wav
-from arranger.loudness import integrated_loudness, true_peak_db
-from arranger.produce import produce_audio
-from arranger.render import song_length_samples
-from arranger.soundfont import bundled_soundfont
+from arranger.audio.config import EffectSpec, LayerSound, MasterSound, RenderSettings
+from arranger.audio.files import read_audio, write_flac, write_mp3, write_wav
+from arranger.audio.loudness import integrated_loudness, true_peak_db
+from arranger.audio.produce import produce_audio
+from arranger.audio.render import song_length_samples
+from arranger.audio.soundfont import bundled_soundfont
 from tests.test_render import make_song, rms_db
 
 SOUNDFONT = bundled_soundfont()

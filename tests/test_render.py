@@ -7,7 +7,7 @@ import pretty_midi
 import pytest
 from scipy.signal import stft
 
-from arranger.render import (
+from arranger.audio.render import (
     FLUID_BLOCK,
     layer_name,
     render_layers,
@@ -15,7 +15,7 @@ from arranger.render import (
     swing_offsets_s,
     timed_notes,
 )
-from arranger.soundfont import bundled_soundfont
+from arranger.audio.soundfont import bundled_soundfont
 
 SOUNDFONT = bundled_soundfont()  # TimGM6mb: small, loads in milliseconds, always installed
 BPM = 90.0

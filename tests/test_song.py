@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from arranger import midi_io
+from arranger.compose.song import Output, generate, parse_bars, regenerate, reproduce
 from arranger.manifest import Manifest
 from arranger.preset import load_preset
 from arranger.score import STEPS_PER_BAR
-from arranger.song import Output, generate, parse_bars, regenerate, reproduce
 from tests.helpers import save_models, tiny_models
 
 MIDI_ONLY = Output(render=False, pictures=False, progress=False)
@@ -97,7 +97,7 @@ def test_failed_generation_leaves_previous_contents(tmp_path, weights, song, mon
     def boom(*a, **k):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("arranger.song.write_song", boom)
+    monkeypatch.setattr("arranger.compose.song.write_song", boom)
     with pytest.raises(RuntimeError):
         generate(load_preset("rainy-night"), song, seed=1, bars=8, weights=weights,
                  output=MIDI_ONLY, force=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from arranger import soundfont
-from arranger.soundfont import ENV_VAR, bundled_soundfont, find_soundfont, is_soundfont
+from arranger.audio import soundfont
+from arranger.audio.soundfont import ENV_VAR, bundled_soundfont, find_soundfont, is_soundfont
 
 BUNDLED = bundled_soundfont()
 pytestmark = pytest.mark.skipif(BUNDLED is None or not BUNDLED.exists(),

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from arranger.coordinator import Plan, compose
-from arranger.corpus import Song
-from arranger.layer_data import is_validation
-from arranger.train import TrainConfig, prepare_layer, resolve_device, train_layer
+from arranger.compose.coordinator import Plan, compose
+from arranger.corpus.piece import Song
+from arranger.training.layer_data import is_validation
+from arranger.training.train import TrainConfig, prepare_layer, resolve_device, train_layer
 from arranger.weights import load_models
 from tests.helpers import make_score
 from tracks.model import WeightsError, load_weights
@@ -91,14 +91,15 @@ def test_conditions_never_seen_known_are_recorded_as_blind():
     drums_only = [Song(f"d{i}.mid", make_score(bars=8, seed=i), frozenset({"drums"}))
                   for i in range(6)]
     split = prepare_layer(drums_only, "drums", CFG)
-    from arranger.train import blind_conditions
+    from arranger.training.train import blind_conditions
 
     assert blind_conditions(split) == [2, 3]  # chord change and melody onset: never known
     assert blind_conditions(prepare_layer(corpus(6), "drums", CFG)) == []
 
 
 def test_blind_conditions_are_fed_unknown_at_generation():
-    from arranger.coordinator import Sampling, _Stepper
+    from arranger.compose.coordinator import _Stepper
+    from arranger.settings import Sampling
     from tests.helpers import tiny_models
     from tracks import drums
 
