@@ -5,10 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  if ! dpkg -s libfluidsynth3 fluid-soundfont-gm >/dev/null 2>&1; then
+  # chromium + chromium-driver: the studio's browser test (tests/test_studio_browser.py).
+  if ! dpkg -s libfluidsynth3 fluid-soundfont-gm chromium chromium-driver >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      libfluidsynth3 fluid-soundfont-gm python3-venv >/dev/null
+      libfluidsynth3 fluid-soundfont-gm python3-venv chromium chromium-driver >/dev/null
   fi
 fi
 

@@ -8,12 +8,15 @@ a DAW, or someone else's) gets its chords recognised from the chord track's note
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pretty_midi
 
+from arranger.errors import InputError
 from arranger.score import (
     BEATS_PER_BAR,
     DRUM_CLASS_NOTES,
@@ -70,11 +73,66 @@ def midi_bytes(pm: pretty_midi.PrettyMIDI) -> bytes:
     return buf.getvalue()
 
 
+def layer_midi_bytes(pm: pretty_midi.PrettyMIDI, instruments: list[int]) -> bytes:
+    """Some instruments of ``pm`` as a type-0 MIDI file: one track holding its tempo, key and
+    time signatures and those instruments' notes, what a DAW imports as one track.
+
+    ``instruments`` are indices into ``pm.instruments`` (a layer's, see
+    ``arranger.audio.render.layer_instruments``); text events (chord symbols) are left out.
+    """
+    import copy
+
+    import mido
+
+    one = copy.copy(pm)  # shares the tempo map and signatures, which writing only reads
+    one.instruments = [pm.instruments[i] for i in instruments]
+    one.text_events, one.lyrics = [], []
+    parsed = mido.MidiFile(file=io.BytesIO(midi_bytes(one)))
+    merged = mido.MidiFile(type=0, ticks_per_beat=parsed.ticks_per_beat)
+    merged.tracks.append(mido.merge_tracks(parsed.tracks))
+    buf = io.BytesIO()
+    merged.save(file=buf)
+    return buf.getvalue()
+
+
 def write_midi(path: Path, score: Score, programs: Mapping[str, int] | None = None) -> None:
     """Write ``score`` as a standard MIDI file, atomically."""
     from arranger.atomic import write_bytes
 
-    write_bytes(Path(path), midi_bytes(to_midi(score, programs)))
+    write_bytes(Path(path), spell_signature(midi_bytes(to_midi(score, programs)), score.key))
+
+
+# A key signature meta event: FF 59 02, then sharps (+) / flats (-) as a signed byte, and mode.
+# pretty_midi picks sharps or flats by key number alone (C# major -> Db); the byte after this
+# marker says which the user wrote.
+_KEY_SIGNATURE = b"\xff\x59\x02"
+
+
+def _fifths(key: Key) -> int | None:
+    """Sharps (+) or flats (-) of ``key`` as spelled; None to keep pretty_midi's choice (a
+    natural tonic, or a spelling no key signature holds, such as Db minor's 8 flats)."""
+    if len(Key(key.tonic).tonic_name) == 1:
+        return None  # C, D, E, F, G, A, B: one spelling only
+    sharps = (key.tonic + (3 if key.mode == "minor" else 0)) % 12 * 7 % 12
+    fifths = sharps if key.spelling == "sharps" else sharps - 12
+    return fifths if -7 <= fifths <= 7 else None
+
+
+def spell_signature(data: bytes, key: Key) -> bytes:
+    """MIDI file bytes with the key signature spelled as ``key`` is (sharps or flats)."""
+    fifths, at = _fifths(key), data.find(_KEY_SIGNATURE)
+    if fifths is None or at < 0:
+        return data
+    at += len(_KEY_SIGNATURE)
+    return data[:at] + bytes([fifths & 0xFF]) + data[at + 1 :]
+
+
+def signature_spelling(data: bytes, key: Key) -> Key:
+    """``key`` spelled as the key signature in MIDI file bytes ``data`` writes it."""
+    at = data.find(_KEY_SIGNATURE) + len(_KEY_SIGNATURE)
+    if at < len(_KEY_SIGNATURE) or at >= len(data) or len(Key(key.tonic).tonic_name) == 1:
+        return key
+    return replace(key, spelling="sharps" if 0 < data[at] < 0x80 else "flats")
 
 
 def _chord_changes(score: Score) -> list[tuple[int, Chord | None]]:
@@ -119,9 +177,61 @@ def _drum_notes(score: Score, layer: str, dt: float) -> list[pretty_midi.Note]:
 # --- reading ----------------------------------------------------------------------------------
 
 
+MAX_MIDI_BYTES = 4 << 20  # parsing 4 MiB of notes takes ~13 s and ~0.55 GB; scores are < 1 MB
+_DETAIL_CHARS = 120  # of a parser's message in an error line
+
+
 def read_midi(path: Path) -> Score:
-    """Read a multi-track MIDI written by this tool (or laid out like one) into a Score."""
-    return from_midi(pretty_midi.PrettyMIDI(str(path)))
+    """Read a multi-track MIDI written by this tool (or laid out like one) into a Score.
+
+    Raises ``FileNotFoundError`` or ``InputError`` (one line naming the file), as
+    :func:`read_pretty_midi`.
+    """
+    score = from_midi(read_pretty_midi(path))
+    score.key = signature_spelling(Path(path).read_bytes(), score.key)  # C#m stays C#m
+    return score
+
+
+def read_pretty_midi(path: Path) -> pretty_midi.PrettyMIDI:
+    """Parse the standard MIDI file at ``path``; every failure is one line naming the file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    InputError
+        If it cannot be read, is empty or larger than ``MAX_MIDI_BYTES``, or does not parse
+        (truncated, corrupt): the line says which.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_MIDI_BYTES:
+            raise InputError("size", size, f"at most {MAX_MIDI_BYTES} bytes of MIDI", str(path))
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such MIDI file") from None
+    except OSError as e:
+        raise InputError("file", e.strerror or type(e).__name__, "a readable MIDI file",
+                         str(path)) from None
+    if not data:
+        raise InputError("size", 0, "a standard MIDI file (this one is empty)", str(path))
+    try:
+        with warnings.catch_warnings():  # pretty_midi warns about odd but usable files
+            warnings.simplefilter("ignore")
+            return pretty_midi.PrettyMIDI(io.BytesIO(data))
+    except Exception as e:  # mido and pretty_midi raise many types for corrupt files
+        kind, detail = _parse_failure(e)
+        raise InputError("MIDI data", kind, f"a standard MIDI file ({detail})",
+                         str(path)) from None
+
+
+def _parse_failure(error: Exception) -> tuple[str, str]:
+    """("truncated" or "corrupt", a short reason): mido's EOFError says nothing, so say it."""
+    if isinstance(error, EOFError):
+        return "truncated", "this one ends inside a chunk"
+    first = next(iter(str(error).strip().splitlines()), "")[:_DETAIL_CHARS]
+    return "corrupt", f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def from_midi(pm: pretty_midi.PrettyMIDI) -> Score:
@@ -250,5 +360,6 @@ def parse_chord_name(text: str, key: Key) -> Chord | None | bool:
     return False
 
 
-__all__ = ["to_midi", "from_midi", "read_midi", "write_midi", "midi_bytes", "assign_layers",
-           "group_layers", "recognise_chords", "parse_chord_name", "DEFAULT_PROGRAMS"]
+__all__ = ["to_midi", "from_midi", "read_midi", "read_pretty_midi", "write_midi", "midi_bytes",
+           "assign_layers", "group_layers", "recognise_chords", "parse_chord_name",
+           "DEFAULT_PROGRAMS", "MAX_MIDI_BYTES"]

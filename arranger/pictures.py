@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,13 +21,38 @@ from arranger.score import (
 )
 from tracks import chords as chord_track
 
+if TYPE_CHECKING:
+    from music21.harmony import ChordSymbol
+
+    from arranger.score import Chord
+
 _COLORS = {"chords": "#c9a66b", "melody": "#e07a5f", "bass": "#3d5a80", "drums": "#81b29a"}
 
 
-def write_pictures(folder: Path, score: Score, programs: Mapping[str, int] | None = None) -> None:
-    """Write ``pianoroll.png`` and ``score.musicxml`` into ``folder``."""
-    write_pianoroll(Path(folder) / "pianoroll.png", score)
-    write_musicxml(Path(folder) / "score.musicxml", score, programs)
+def write_pictures(folder: Path, score: Score, programs: Mapping[str, int] | None = None
+                   ) -> list[str]:
+    """Write ``pianoroll.png`` and ``score.musicxml`` into ``folder``; never raises.
+
+    The pictures are extras next to a song that is already written: a failure of one (a
+    library release that rejects something, a full disk) is reported as one line on stderr
+    and returned, and the other picture and the song are kept.
+
+    Returns
+    -------
+    list[str]
+        One warning line per picture that could not be written (empty when both were).
+    """
+    jobs = (("pianoroll.png", lambda p: write_pianoroll(p, score)),
+            ("score.musicxml", lambda p: write_musicxml(p, score, programs)))
+    warnings = []
+    for name, write in jobs:
+        try:
+            write(Path(folder) / name)
+        except Exception as e:  # any library failure: the song must survive its pictures
+            warnings.append(f"warning: {name} not written ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else 'no message'})")
+            print(warnings[-1], file=sys.stderr, flush=True)
+    return warnings
 
 
 def write_pianoroll(path: Path, score: Score) -> None:
@@ -106,7 +134,7 @@ def write_musicxml(path: Path, score: Score, programs: Mapping[str, int] | None 
 
 
 def _part(score: Score, layer: str, with_symbols: bool = False):
-    from music21 import clef, harmony, key, meter, note, stream, tempo
+    from music21 import clef, key, meter, note, stream, tempo
 
     part = stream.Part(id=layer)
     part.partName = layer
@@ -122,9 +150,9 @@ def _part(score: Score, layer: str, with_symbols: bool = False):
         part.insert(start * q, n)
     if with_symbols:
         for beat, chord in _changes(score):
-            if chord is not None:
-                symbol = chord_track.absolute_name(chord, score.key)
-                part.insert(beat, harmony.ChordSymbol(_m21_symbol(symbol)))
+            symbol = chord_symbol(chord, score) if chord is not None else None
+            if symbol is not None:
+                part.insert(beat, symbol)
     _pad_to_end(part, score)
     return _measured(part)
 
@@ -172,11 +200,57 @@ def _changes(score: Score):
 
 
 def _tonic_name(score: Score) -> str:
-    from arranger.score import PITCH_CLASS_NAMES
-
-    return PITCH_CLASS_NAMES[score.key.tonic]
+    return score.key.tonic_name  # spelled as the user wrote the key (C# minor, not Db minor)
 
 
-def _m21_symbol(symbol: str) -> str:
-    # music21 spells flats with '-' and knows 'm7b5' as 'm7b5', 'maj9' as 'maj9'.
-    return symbol[0] + symbol[1:].replace("b", "-", 1) if symbol[1:2] == "b" else symbol
+def chord_symbol(chord: Chord, score: Score) -> ChordSymbol | None:
+    """A music21 ChordSymbol for ``chord`` (key-relative) in the song's key, or None.
+
+    Spelled through music21's own chord-type table (its kinds, matched by pitch-class set), so
+    a release that renames an abbreviation (``maj9`` -> ``M9``) cannot break the lead sheet; a
+    chord no kind matches is named from its pitches.
+    """
+    from music21 import chord as m21_chord
+    from music21 import harmony, pitch
+
+    root = pitch.Pitch(_m21_root(chord_track.absolute_name(chord, score.key)))
+    kind = _kind_of(frozenset(i % 12 for i in chord.intervals))
+    if kind is not None:
+        return harmony.ChordSymbol(root=root, kind=kind)
+    notes = [root.transpose(i) for i in chord.intervals]
+    try:
+        return harmony.chordSymbolFromChord(m21_chord.Chord(notes))
+    except Exception:  # music21 cannot name it: the sheet is written without this symbol
+        return None
+
+
+def _m21_root(name: str) -> str:
+    """The root of a chord name (``"Ebm7"`` -> ``"E-"``): music21 spells flats with ``-``."""
+    root = name[:2] if name[1:2] in ("b", "#") else name[:1]
+    return root.replace("b", "-")
+
+
+_MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+
+
+@cache
+def _kinds() -> dict[frozenset[int], str]:
+    """music21's chord kinds by pitch-class set above the root (first kind wins a tie)."""
+    from music21 import harmony
+
+    table: dict[frozenset[int], str] = {}
+    for kind in harmony.CHORD_TYPES:
+        steps = harmony.getNotationStringGivenChordType(kind).split(",")
+        table.setdefault(frozenset(_semitones(s) % 12 for s in steps), kind)
+    return table
+
+
+def _semitones(step: str) -> int:
+    """A chord-type degree like ``"-7"``, ``"#5"`` or ``"9"`` in semitones above the root."""
+    degree = int(step.lstrip("-#")) - 1
+    return (_MAJOR_SCALE[degree % 7] + 12 * (degree // 7) + step.count("#")
+            - step.count("-"))
+
+
+def _kind_of(pitch_classes: frozenset[int]) -> str | None:
+    return _kinds().get(pitch_classes)

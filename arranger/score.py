@@ -27,6 +27,8 @@ REST = -1
 HOLD = -2
 
 PITCH_CLASS_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+SPELLINGS = {"flats": PITCH_CLASS_NAMES, "sharps": SHARP_NAMES}  # "flats" is the default
 _NAME_TO_PC = {n: i for i, n in enumerate(PITCH_CLASS_NAMES)} | {
     "C#": 1, "D#": 3, "E#": 5, "Fb": 4, "F#": 6, "G#": 8, "A#": 10, "Cb": 11, "B#": 0,
 }
@@ -95,16 +97,25 @@ def pitch_class_of_name(name: str) -> int:
 
 @dataclass(frozen=True)
 class Key:
-    """A key: tonic pitch class (0 = C) and mode ("major" or "minor")."""
+    """A key: tonic pitch class (0 = C) and mode ("major" or "minor").
+
+    ``spelling`` ("flats" or "sharps") names its notes and chords the way the key was written
+    (``C#m`` -> C#m7, not Dbm7); it takes no part in equality or hashing, so it never changes
+    what the models see or write.
+    """
 
     tonic: int
     mode: str = "major"
+    spelling: str = field(default="flats", compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.tonic < 12:
             raise ValueError(f"key tonic must be a pitch class 0-11, got {self.tonic}")
         if self.mode not in ("major", "minor"):
             raise ValueError(f"key mode must be 'major' or 'minor', got {self.mode!r}")
+        if self.spelling not in SPELLINGS:
+            raise ValueError(f"key spelling must be one of {', '.join(SPELLINGS)}, "
+                             f"got {self.spelling!r}")
 
     @classmethod
     def parse(cls, text: str) -> Key:
@@ -121,15 +132,23 @@ class Key:
             mode = "minor"
         elif rest not in ("", "major", "maj"):
             raise ValueError(f"unknown key mode {rest!r} in {text!r}")
-        return cls(pitch_class_of_name(name), mode)
+        return cls(pitch_class_of_name(name), mode, "sharps" if "#" in name else "flats")
 
     @property
     def scale(self) -> tuple[int, ...]:
         """Scale degrees as semitones above the tonic (natural minor for minor keys)."""
         return (0, 2, 4, 5, 7, 9, 11) if self.mode == "major" else (0, 2, 3, 5, 7, 8, 10)
 
+    def note_name(self, pitch_class: int) -> str:
+        """The name of an absolute pitch class (0 = C) in this key's spelling."""
+        return SPELLINGS[self.spelling][pitch_class % 12]
+
+    @property
+    def tonic_name(self) -> str:
+        return self.note_name(self.tonic)
+
     def __str__(self) -> str:
-        return f"{PITCH_CLASS_NAMES[self.tonic]} {self.mode}"
+        return f"{self.tonic_name} {self.mode}"
 
 
 @dataclass(frozen=True)
@@ -156,7 +175,7 @@ class Chord:
     def name(self, key: Key) -> str:
         """Absolute chord symbol in ``key``, e.g. ``"Dm7"``."""
         suffix = {"maj": "", "min": "m"}.get(self.quality, self.quality)
-        return PITCH_CLASS_NAMES[(self.root + key.tonic) % 12] + suffix
+        return key.note_name(self.root + key.tonic) + suffix
 
 
 @dataclass

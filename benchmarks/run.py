@@ -106,6 +106,36 @@ def training(device: str, seconds: float = 20.0) -> None:
           f"{rate:,.0f} tokens/s{target}")
 
 
+def distributed_training(n_songs: int, epochs: int) -> None:
+    """`lofi train --nproc 1|2` on a few POP909 songs (melody): tokens/s and held-out bits/step.
+
+    On a 2-core machine one process with 2 threads, one with 1 thread and 2 processes of 1
+    thread each (DistributedDataParallel, gloo) are compared on the same songs and global batch.
+    """
+    import json
+
+    songs = sorted((CORPUS / "pop909" / "POP909").glob("[0-9]*"))[:n_songs]
+    if not songs:
+        print("\n## Distributed training: skipped (no ../shared/corpus)")
+        return
+    print(f"\n## Distributed training (melody, {len(songs)} POP909 songs, {epochs} epochs, "
+          "H256x2, global batch 16)")
+    for nproc, threads in ((1, 2), (1, 1), (2, 1)):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "arranger.cli", "train", *map(str, songs), "--out", tmp,
+                   "--layers", "melody", "--epochs", str(epochs), "--batch-size", "16",
+                   "--device", "cpu",
+                   "--workers", "1", "--nproc", str(nproc), "--threads", str(threads)]
+            start = time.perf_counter()
+            subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+            wall = time.perf_counter() - start
+            card = json.loads((Path(tmp) / "model_card.json").read_text())["melody"]
+        rates = [h["tokens_per_s"] for h in card["history"]]
+        print(f"{nproc} process(es) x {threads} thread(s): {max(rates):,} tokens/s (best epoch; "
+              f"median {sorted(rates)[len(rates) // 2]:,}), held-out "
+              f"{card['val_bits_per_step']:.3f} bits/step, wall {wall:.0f} s")
+
+
 def whole_generate(runs: int = 3) -> None:
     walls, peaks = [], []
     for _ in range(runs):  # the median of a few: a shared 2-core machine is noisy
@@ -139,6 +169,7 @@ def main() -> None:
     training("cpu", 5.0 if args.quick else 20.0)
     if torch.cuda.is_available():
         training("cuda", 20.0)
+    distributed_training(8 if args.quick else 24, 2 if args.quick else 3)
     whole_generate(1 if args.quick else 3)
 
 

@@ -1,4 +1,5 @@
-"""Hash the generated tokens of every preset and of a regenerate-style batch.
+"""Hash the generated tokens of every preset (a batch of 3 and one song alone) and of a
+regenerate-style batch.
 
 A refactoring that must not change the music prints the same hashes before and after:
 ``python benchmarks/token_hashes.py``.
@@ -14,26 +15,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-try:  # the layout after the restructure, then the one before it
-    from arranger.compose.coordinator import (
-        FREE,
-        Forced,
-        ending_forced,
-        generate_tokens,
-        generation_mode,
-    )
-    from arranger.preset import load_preset, preset_names
-    from arranger.weights import load_models
-except ImportError:  # pragma: no cover
-    from arranger.compose.coordinator import (
-        FREE,
-        Forced,
-        ending_forced,
-        generate_tokens,
-        generation_mode,
-    )
-    from arranger.preset import load_preset, preset_names
-    from arranger.weights import load_models
+from arranger.compose.coordinator import ending_forced, generate_tokens, generation_mode
+from arranger.compose.plan import FREE, Forced
+from arranger.preset import load_preset, preset_names
+from arranger.weights import load_models
 
 
 def digest(gen) -> str:
@@ -54,6 +39,9 @@ def main() -> None:
             forced = Forced.free(3, 12)
             ending_forced(forced, plan, models)
             lines.append(f"{name}: {digest(generate_tokens(models, plan, forced, 5))}")
+            one = Forced.free(1, 12)
+            ending_forced(one, plan, models)
+            lines.append(f"{name} (one song): {digest(generate_tokens(models, plan, one, 5))}")
         plan = load_preset("rainy-night").plan(12, bass_seed=1)
         first = Forced.free(1, 12)
         ending_forced(first, plan, models)

@@ -8,10 +8,10 @@ import numpy as np
 
 from arranger.compose.coordinator import Models
 from arranger.score import HOLD, REST, Chord, Key, Score
-from tracks import chords as chord_track
 from tracks import drums as drum_track
-from tracks import melody as melody_track
 from tracks.bass import bass_line
+from tracks.drums import drum_mask
+from tracks.layers import LAYER_SPECS, MODEL_LAYERS
 from tracks.model import ConditionedLSTM, LayerWeights, ModelConfig, save_weights
 
 II_V_I = (Chord(2, "m7"), Chord(7, "7"), Chord(0, "maj7"), Chord(0, "maj7"))
@@ -36,8 +36,10 @@ def make_score(bars: int = 4, key: str = "C major", progression=II_V_I, seed: in
     return score
 
 
-DRUM_VOCAB = drum_track.DrumVocab([(1 | 4, 1), (2 | 4, 1), (4, 1), (1, 1), (2, 1),
-                                   (1 | 1 << 7, 2), (1 << 8, 1), (1 << 3, 1)])
+DRUM_VOCAB = drum_track.DrumVocab([
+    (drum_mask("kick", "closed_hat"), 1), (drum_mask("snare", "closed_hat"), 1),
+    (drum_mask("closed_hat"), 1), (drum_mask("kick"), 1), (drum_mask("snare"), 1),
+    (drum_mask("kick", "crash"), 2), (drum_mask("ride"), 1), (drum_mask("open_hat"), 1)])
 
 
 def tiny_models(hidden: int = 16, seed: int = 0) -> Models:
@@ -45,17 +47,16 @@ def tiny_models(hidden: int = 16, seed: int = 0) -> Models:
 
     torch.manual_seed(seed)
 
-    def weights(mod, vocab):
-        cfg = ModelConfig(mod.LAYER, len(vocab), mod.COND_SIZES, mod.MULTI_HOT, embed_dim=8,
+    def weights(spec):
+        vocab = spec.vocab_of(DRUM_VOCAB)  # the drums' learnt vocabulary: DRUM_VOCAB
+        cfg = ModelConfig(spec.name, len(vocab), spec.cond_sizes, spec.multi_hot, embed_dim=8,
                           cond_dim=4, hidden=hidden, num_layers=1, dropout=0.0)
-        return LayerWeights(ConditionedLSTM(cfg).eval(), list(vocab), {})
+        return LayerWeights(ConditionedLSTM(cfg).eval(), vocab, {})
 
-    return Models(weights(chord_track, chord_track.VOCAB),
-                  weights(melody_track, melody_track.VOCAB),
-                  weights(drum_track, DRUM_VOCAB.to_list()))
+    return Models(**{layer: weights(LAYER_SPECS[layer]) for layer in MODEL_LAYERS})
 
 
 def save_models(models: Models, folder: Path) -> Path:
-    for layer in ("chords", "melody", "drums"):
+    for layer in MODEL_LAYERS:
         save_weights(folder / f"{layer}.safetensors", getattr(models, layer))
     return folder

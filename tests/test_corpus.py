@@ -332,7 +332,7 @@ def test_second_run_is_served_by_the_cache(tmp_path, monkeypatch):
     kwargs = {"workers": 1, "cache_dir": tmp_path / "cache", "progress": False}
     first, report = load_corpus([data], **kwargs)
     assert len(reads) == 3 and report.kept == 2 and report.from_cache == 0
-    assert report.skipped == {"non-4/4 time signature": 1}
+    assert report.skipped == {"non-4/4 time signature": 1, "unsupported": 1}  # + notes.txt
     second, report2 = load_corpus([data], **kwargs)
     assert len(reads) == 3 and report2.from_cache == 3
     assert [s.source for s in second] == [s.source for s in first]
@@ -384,3 +384,27 @@ def _maybe(path: Path) -> list[Song]:
         return read_file(path)
     except SkipSong:
         return []
+
+
+def test_unsupported_files_are_counted_named_and_never_read(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    write(data / "d.mid", midi_bytes([("melody", D_MELODY), ("piano", block_chords(D_CHORDS))],
+                                     key_number=2))
+    write(data / "bach.krn", "**kern\n*M4/4\n4c\n*-\n")
+    write(data / "sub" / "LICENSE", "MIT")
+    write(data / ".hidden.krn", "x")
+    reads = []
+    original = pool.read_one
+    monkeypatch.setattr(pool, "read_one", lambda task: reads.append(task) or original(task))
+    songs, report = load_corpus([data], workers=1, cache_dir=tmp_path / "cache", progress=False)
+    assert len(reads) == 1 and report.kept == 1  # only the MIDI file was read
+    assert report.skipped == {"unsupported file type .krn": 1,
+                              "unsupported file without a suffix": 1}
+    summary = report.summary()
+    assert "read 3 files" in summary and "kept 1 files -> 1 songs" in summary
+    assert "a song is a run of 4/4 bars in one key" in summary
+    assert "songs holding each layer: chords 1, melody 1" in summary
+    rows = report.skip_report().splitlines()
+    assert rows[0] == "path\treason" and len(rows) == 3
+    assert any(r.startswith(str(data / "bach.krn") + "\t") and "MIDI, MusicXML" in r
+               for r in rows)

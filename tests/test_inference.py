@@ -8,26 +8,29 @@ import numpy as np
 import pytest
 import torch
 
-from arranger.compose.coordinator import Plan, compose
+from arranger.compose.coordinator import compose
+from arranger.compose.plan import Plan
+from arranger.settings import SongSettings
 from tests.helpers import tiny_models
-from tracks import chords, drums, melody
+from tracks import chords, melody
 from tracks.inference import NumpyStep
+from tracks.layers import CHORDS, DRUMS, MELODY
 from tracks.model import ConditionedLSTM, ModelConfig, save_weights
 from tracks.weights_file import read_weights, tensor_shapes
 
 
-@pytest.mark.parametrize("module,vocab,layers", [(chords, chords.VOCAB_SIZE, 2),
-                                                 (melody, melody.VOCAB_SIZE, 3),
-                                                 (drums, 40, 1)])
-def test_numpy_step_matches_torch_over_a_sequence(module, vocab, layers):
+@pytest.mark.parametrize("spec,vocab,layers", [(CHORDS, chords.VOCAB_SIZE, 2),
+                                               (MELODY, melody.VOCAB_SIZE, 3),
+                                               (DRUMS, 40, 1)])
+def test_numpy_step_matches_torch_over_a_sequence(spec, vocab, layers):
     torch.manual_seed(0)
-    cfg = ModelConfig(module.LAYER, vocab, module.COND_SIZES, module.MULTI_HOT, hidden=32,
+    cfg = ModelConfig(spec.name, vocab, spec.cond_sizes, spec.multi_hot, hidden=32,
                       num_layers=layers)
     model = ConditionedLSTM(cfg).eval()
     batch, steps = 3, 12
     prev = torch.randint(0, vocab, (batch, steps))
     cond = torch.stack([torch.randint(0, n, (batch, steps)) for n in cfg.cond_sizes], -1)
-    multi = (torch.rand(batch, steps, module.MULTI_HOT) > 0.5).float() if cfg.multi_hot else None
+    multi = (torch.rand(batch, steps, spec.multi_hot) > 0.5).float() if cfg.multi_hot else None
     with torch.no_grad():
         expected, _ = model(prev, cond, multi)
     step, state = NumpyStep.of(model), None
@@ -39,15 +42,14 @@ def test_numpy_step_matches_torch_over_a_sequence(module, vocab, layers):
 
 def test_fast_and_torch_paths_write_the_same_song():
     models = tiny_models(hidden=24)
-    plan = Plan(bars=4)
+    plan = Plan(SongSettings(bars=4))
     assert compose(models, plan, seed=4)[0].equals(
         compose(models, plan, seed=4, device=torch.device("cpu"))[0])
 
 
-@pytest.mark.parametrize("module,vocab,layers", [(chords, chords.VOCAB_SIZE, 2),
-                                                 (drums, 40, 3)])
-def test_tensor_shapes_are_the_models_state_dict(module, vocab, layers):
-    cfg = ModelConfig(module.LAYER, vocab, module.COND_SIZES, module.MULTI_HOT, hidden=16,
+@pytest.mark.parametrize("spec,vocab,layers", [(CHORDS, chords.VOCAB_SIZE, 2), (DRUMS, 40, 3)])
+def test_tensor_shapes_are_the_models_state_dict(spec, vocab, layers):
+    cfg = ModelConfig(spec.name, vocab, spec.cond_sizes, spec.multi_hot, hidden=16,
                       num_layers=layers)
     expected = {k: tuple(v.shape) for k, v in ConditionedLSTM(cfg).state_dict().items()}
     assert tensor_shapes(cfg) == expected
@@ -65,8 +67,8 @@ def test_weights_read_into_numpy_build_the_same_model(tmp_path):
 
 def test_cpu_generation_never_imports_torch(tmp_path):
     """`lofi generate` on the CPU steps in numpy: torch's import (~1 s) is not paid."""
-    code = ("import sys; from arranger.compose.song import generate; from arranger.preset import "
-            "load_preset; from arranger.compose.song import Output; "
+    code = ("import sys; from arranger.compose.generate import generate; from arranger.preset "
+            "import load_preset; from arranger.compose.song_folder import Output; "
             f"generate(load_preset('rainy-night'), __import__('pathlib').Path({str(tmp_path)!r})"
             " / 'song', seed=3, bars=4, output=Output(render=False, pictures=False, "
             "progress=False)); print('torch' in sys.modules)")
@@ -74,3 +76,24 @@ def test_cpu_generation_never_imports_torch(tmp_path):
                             check=True, cwd=Path(__file__).resolve().parents[1])
     assert result.stdout.strip().splitlines()[-1] == "False"
     assert (tmp_path / "song" / "score.mid").stat().st_size > 0
+
+
+def test_inference_settings_are_typed_read_from_the_card_and_checked(tmp_path):
+    from tracks.weights_file import InferenceSettings, WeightsError
+
+    shipped = read_weights(Path(__file__).resolve().parents[1] / "tracks" / "weights"
+                           / "drums.safetensors", "drums")  # written before the type existed
+    assert shipped.inference.blind_conditions == (2, 3)
+    assert shipped.inference.allowed_tokens == tuple(sorted(shipped.card["allowed_tokens"]))
+    models = tiny_models()
+    w = models.melody
+    w.inference = InferenceSettings(allowed_tokens=(1, 2, 5), blind_conditions=(1,))
+    save_weights(tmp_path / "melody.safetensors", w)
+    read = read_weights(tmp_path / "melody.safetensors", "melody")
+    assert read.inference == w.inference
+    assert np.flatnonzero(read.inference.allowed_mask(w.config.vocab_size)).tolist() == [1, 2, 5]
+    with pytest.raises(WeightsError, match=r"card.blind_conditions = \[7\]: expected a list of "
+                                           r"integers in 0..3"):
+        InferenceSettings.from_card({"blind_conditions": [7]}, 10, 4, "x.safetensors")
+    with pytest.raises(WeightsError, match="card.allowed_tokens"):
+        InferenceSettings.from_card({"allowed_tokens": "all"}, 10, 4)

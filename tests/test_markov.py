@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from arranger.compose.coordinator import Plan, compose
+from arranger.compose.coordinator import compose
+from arranger.compose.plan import Plan
 from arranger.corpus.piece import Song
 from arranger.evaluation.markov import MarkovConfig, fit_markov, markov_models, train_markov
+from arranger.settings import SongSettings
 from arranger.training.layer_data import IGNORE, unigram_bits
 from arranger.training.train import TrainConfig, evaluate_bits, prepare_layer
 from tests.helpers import make_score
@@ -78,7 +80,7 @@ def test_unknown_feature_is_refused():
 def test_markov_models_compose_through_the_coordinator(splits):
     models = markov_models(splits)
     assert models.chords.model.config.vocab_size == splits["chords"].config.vocab_size
-    plan = Plan(bars=4)
+    plan = Plan(SongSettings(bars=4))
     a = compose(models, plan, seed=1, variations=2)
     b = compose(models, plan, seed=1, variations=2)
     assert a[0].equals(b[0]) and len(a) == 2

@@ -5,6 +5,7 @@ import pretty_midi
 import pytest
 
 from arranger import midi_io
+from arranger.errors import InputError
 from arranger.score import STEPS_PER_BAR, Chord, Key
 from tests.helpers import make_score
 
@@ -69,3 +70,40 @@ def test_assign_layers_by_program_and_drum_flag():
     layers = midi_io.assign_layers(pm)
     assert {k: v.program for k, v in layers.items()} == {"bass": 33, "drums": 0, "chords": 4,
                                                          "melody": 73}
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_unreadable_midi_is_one_line_naming_the_file(tmp_path, damage):
+    data = midi_io.midi_bytes(midi_io.to_midi(make_score(bars=2)))
+    path = tmp_path / "score.mid"
+    path.write_bytes({"empty": b"", "truncated": data[: len(data) // 2],
+                      "garbage": b"MThd" + bytes(range(200))}[damage])
+    with pytest.raises(InputError) as error:
+        midi_io.read_midi(path)
+    line = str(error.value)
+    assert line.startswith(f"{path}: ") and "\n" not in line
+    assert ("empty" if damage == "empty" else "MIDI data") in line
+    with pytest.raises(FileNotFoundError, match="no such MIDI file"):
+        midi_io.read_midi(tmp_path / "missing.mid")
+
+
+def test_regenerate_of_a_truncated_score_is_one_line_not_aborted(tmp_path):
+    from typer.testing import CliRunner
+
+    from arranger.cli.main import app
+    from tests.helpers import save_models, tiny_models
+
+    runner = CliRunner()
+    weights = save_models(tiny_models(), tmp_path / "w")
+    song = tmp_path / "song"
+    made = runner.invoke(app, ["generate", "--bars", "4", "--out", str(song), "--weights",
+                               str(weights), "--no-render"])
+    assert made.exit_code == 0, made.output
+    score = song / "score.mid"
+    score.write_bytes(score.read_bytes()[:60])
+    before = {p.name: p.read_bytes() for p in song.iterdir() if p.is_file()}
+    result = runner.invoke(app, ["regenerate", str(song), "--layer", "drums", "--no-render"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "score.mid" in lines[0] and "truncated" in lines[0], lines
+    assert {p.name: p.read_bytes() for p in song.iterdir() if p.is_file()} == before

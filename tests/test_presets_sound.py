@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from arranger.audio.files import read_audio
-from arranger.compose.song import Output, compose_songs, generate
+from arranger.compose.generate import compose_songs, generate
+from arranger.compose.song_folder import Output
 from arranger.midi_io import read_midi
 from arranger.preset import load_preset, preset_names
 from arranger.weights import DEFAULT_WEIGHTS
@@ -67,15 +68,13 @@ def test_worn_tape_is_darker_than_sunday_morning(rendered):
 
 def test_chord_colour_keeps_the_harmonic_rhythm():
     """Re-spelt chords (maj -> maj9) must not make the chord model change chords every beat."""
-    from dataclasses import replace
-
     from arranger.compose.coordinator import compose
     from arranger.weights import load_models
 
     models, base = load_models(), load_preset("rainy-night").plan(8, bass_seed=0)
 
     def changes_per_bar(color: str) -> float:
-        songs = compose(models, replace(base, chord_color=color), seed=4, variations=32)
+        songs = compose(models, base.with_song(chord_color=color), seed=4, variations=32)
         return np.mean([np.mean([a != b for a, b in zip(s.chords[:16], s.chords[1:17],
                                                          strict=True)]) * 4 for s in songs])
 

@@ -45,9 +45,10 @@ def record(tmp_path_factory):
 
 def test_files_formats_and_report(record):
     out, report = record
-    assert sorted(p.name for p in (out / "stems").iterdir()) == sorted(f"{n}.wav" for n in LAYERS)
+    stems = sorted(p.name for p in (out / "stems").iterdir())
+    assert stems == sorted([f"{n}.{kind}" for n in LAYERS for kind in ("wav", "mid")] + ["fx.wav"])
     assert {p.name for p in out.iterdir()} == {"stems", "mix.wav", "mix.mp3", "mix.flac"}
-    for path in [*(out / "stems").iterdir(), out / "mix.wav"]:
+    for path in [*(out / "stems").glob("*.wav"), out / "mix.wav"]:
         info = soundfile.info(path)
         assert (info.subtype, info.samplerate, info.channels) == ("PCM_24", 44100, 2)
     assert soundfile.info(out / "mix.flac").subtype == "PCM_24"
@@ -79,8 +80,18 @@ def test_mix_is_at_the_target_loudness_under_the_true_peak_ceiling(record):
     assert report["loudness_lufs"] == pytest.approx(integrated_loudness(mix, rate), abs=0.05)
     flac, _ = read_audio(out / "mix.flac")
     assert np.array_equal(flac, mix)
-    mp3, _ = read_audio(out / "mix.mp3")
-    assert mp3.shape[0] == 2 and mp3.shape[1] >= mix.shape[1]
+    assert not list(out.glob("*.mp3.*"))
+
+
+def test_the_decoded_mp3_is_under_the_true_peak_ceiling(record):
+    """LAME overshoots the WAV's true peak by ~0.1-0.25 dB: the decoded file is what counts."""
+    out, report = record
+    mix, rate = read_audio(out / "mix.wav")
+    mp3, mp3_rate = read_audio(out / "mix.mp3")  # libsndfile: the exact length written
+    assert mp3.shape == mix.shape and mp3_rate == rate
+    assert true_peak_db(mp3, rate) <= -1.0
+    assert report["mp3_true_peak_dbtp"] == pytest.approx(true_peak_db(mp3, rate), abs=0.01)
+    assert integrated_loudness(mp3, rate) == pytest.approx(-14.0, abs=0.5)
 
 
 def test_rendering_the_same_song_twice_gives_identical_files(record, tmp_path):
@@ -100,7 +111,7 @@ def test_rerendering_one_layer_leaves_the_others_untouched(tmp_path):
     for path in (tmp_path / "stems").iterdir():
         data, mtime = before[path.name]
         assert path.read_bytes() == data, path.name  # the same seed reproduces the bass, too
-        assert (path.stat().st_mtime_ns == mtime) == (path.name != "bass.wav"), path.name
+        assert (path.stat().st_mtime_ns == mtime) == (path.stem != "bass"), path.name
     assert (tmp_path / "mix.wav").read_bytes() == mix_before
 
 
@@ -111,7 +122,7 @@ def test_a_new_take_of_one_layer_only_changes_that_stem(tmp_path):
     midi.instruments[2].notes = [n for n in midi.instruments[2].notes if n.start > 1.0]
     produce(tmp_path, midi=midi, only={"bass"})
     for path in (tmp_path / "stems").iterdir():
-        assert (path.read_bytes() == before[path.name]) == (path.name != "bass.wav"), path.name
+        assert (path.read_bytes() == before[path.name]) == (path.stem != "bass"), path.name
 
 
 def test_disabled_layers_are_neither_rendered_nor_mixed(tmp_path):
@@ -140,6 +151,13 @@ def test_an_empty_score_renders_silent_stems_and_a_quiet_mix(tmp_path):
                            seed=0, formats=("wav",), progress=False)
     assert not read_audio(tmp_path / "plain" / "mix.wav")[0].any()
     assert silent["loudness_lufs"] is None and silent["true_peak_dbtp"] is None
+
+
+def test_a_kept_stem_of_another_length_is_refused(tmp_path):
+    produce(tmp_path, formats=("wav",))
+    write_wav(tmp_path / "stems" / "drums.wav", np.zeros((2, 100), np.float32), 44100)
+    with pytest.raises(ValueError, match="drums.wav is 100 samples.*render all layers again"):
+        produce(tmp_path, only={"bass"}, formats=("wav",))
 
 
 def test_partial_render_without_stems_and_bad_requests_are_refused(tmp_path):

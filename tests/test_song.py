@@ -1,13 +1,21 @@
 """The pipeline without audio: generate, reproduce, regenerate one layer, atomic outputs."""
 
+import threading
+
 import numpy as np
 import pytest
 
 from arranger import midi_io
-from arranger.compose.song import Output, generate, parse_bars, regenerate, reproduce
+from arranger.atomic import FolderBusyError, FolderExistsError, song_lock
+from arranger.compose import generate as generate_module
+from arranger.compose.generate import derive_bass, generate
+from arranger.compose.regenerate import parse_bars, regenerate
+from arranger.compose.reproduce import reproduce
+from arranger.compose.song_folder import Output
+from arranger.errors import InputError
 from arranger.manifest import Manifest
 from arranger.preset import load_preset
-from arranger.score import STEPS_PER_BAR
+from arranger.score import LAYERS, STEPS_PER_BAR
 from tests.helpers import save_models, tiny_models
 
 MIDI_ONLY = Output(render=False, pictures=False, progress=False)
@@ -39,6 +47,7 @@ def test_manifest_reproduces_score_byte_for_byte(tmp_path, song):
     assert (tmp_path / "copy" / "score.mid").read_bytes() == (song / "score.mid").read_bytes()
     m = Manifest.load(song)
     assert m.seed == 5 and m.preset["name"] == "rainy-night" and len(m.weights_sha256) == 64
+    assert m.render_seed == 5 and (m.variations, m.index) == (1, 0)
     assert m.packages["torch"].startswith("2.")
 
 
@@ -48,12 +57,21 @@ def _layers(folder):
 
 def test_regenerate_drums_keeps_every_other_layer(song):
     before = _layers(song)
-    regenerate(song, "drums", seed=11, output=MIDI_ONLY)
+    result = regenerate(song, "drums", seed=11, output=MIDI_ONLY)
     after = _layers(song)
     assert after.chords == before.chords
     assert np.array_equal(after.melody, before.melody) and np.array_equal(after.bass, before.bass)
     assert not np.array_equal(after.drums, before.drums)
     assert Manifest.load(song).history == [{"layer": "drums", "bars": "1-8", "seed": 11}]
+    assert (result.layer, result.bars, result.seed) == ("drums", "1-8", 11)
+    assert result.score.equals(after)
+
+
+def test_regenerate_without_a_seed_picks_a_new_one_and_says_which(song):
+    first = regenerate(song, "drums", output=MIDI_ONLY)
+    second = regenerate(song, "drums", output=MIDI_ONLY)
+    assert (first.seed, second.seed) == (5 + 1, 5 + 2)
+    assert [h["seed"] for h in Manifest.load(song).history] == [6, 7]
 
 
 def test_regenerate_melody_bars_changes_only_those_bars(song):
@@ -84,11 +102,24 @@ def test_regenerated_song_reproduces_from_manifest(tmp_path, song):
 
 
 def test_existing_output_needs_force(tmp_path, weights, song):
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FolderExistsError, match="out = .*: expected a new or empty folder"):
         generate(load_preset("rainy-night"), song, seed=1, bars=8, weights=weights,
                  output=MIDI_ONLY)
     generate(load_preset("rainy-night"), song, seed=1, bars=8, weights=weights, output=MIDI_ONLY,
              force=True)
+
+
+def test_existing_output_is_refused_before_composing(tmp_path, weights, song, monkeypatch):
+    """#12.12: the folder check ran after composing (26 s into a 200-bar song)."""
+    def compose_spy(*a, **k):
+        raise AssertionError("composed before checking the output folder")
+
+    monkeypatch.setattr(generate_module, "compose", compose_spy)
+    with pytest.raises(FolderExistsError):
+        generate(load_preset("rainy-night"), song, seed=1, bars=8, weights=weights,
+                 output=MIDI_ONLY)
+    with pytest.raises(FolderExistsError):
+        reproduce(song / "manifest.json", song, output=MIDI_ONLY)
 
 
 def test_failed_generation_leaves_previous_contents(tmp_path, weights, song, monkeypatch):
@@ -97,7 +128,7 @@ def test_failed_generation_leaves_previous_contents(tmp_path, weights, song, mon
     def boom(*a, **k):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("arranger.compose.song.write_song", boom)
+    monkeypatch.setattr(generate_module, "write_song", boom)
     with pytest.raises(RuntimeError):
         generate(load_preset("rainy-night"), song, seed=1, bars=8, weights=weights,
                  output=MIDI_ONLY, force=True)
@@ -115,32 +146,117 @@ def test_variations_are_written_in_numbered_folders(tmp_path, weights):
     assert (tmp_path / "copy" / "score.mid").read_bytes() == (folders[1] / "score.mid").read_bytes()
 
 
+def test_variation_i_has_seed_s_plus_i_for_bass_render_and_manifest(tmp_path, weights):
+    """#12.15, song side: variation i of seed s is the song of seed s + i."""
+    preset = load_preset("rainy-night")
+    folders = generate(preset, tmp_path / "v", seed=10, bars=4, weights=weights, variations=3,
+                       output=MIDI_ONLY)
+    for i, folder in enumerate(folders):
+        m, score = Manifest.load(folder), _layers(folder)
+        assert (m.seed, m.render_seed, m.index, m.variations) == (10 + i, 10 + i, i, 3)
+        assert np.array_equal(score.bass, derive_bass(score, preset, 10 + i))
+
+
+def test_variation_i_is_the_single_song_of_seed_s_plus_i(tmp_path, weights):
+    """#12.15: with the coordinator's per-row streams, the whole song (not only the bass)."""
+    preset = load_preset("rainy-night")
+    folders = generate(preset, tmp_path / "v", seed=20, bars=4, weights=weights, variations=3,
+                       output=MIDI_ONLY)
+    for i in (1, 2):
+        single = generate(preset, tmp_path / f"s{i}", seed=20 + i, bars=4, weights=weights,
+                          output=MIDI_ONLY)[0]
+        assert (single / "score.mid").read_bytes() == (folders[i] / "score.mid").read_bytes()
+
+
 @pytest.mark.parametrize("text,expected", [(None, (0, 8)), ("3-4", (2, 4)), ("8", (7, 8))])
 def test_parse_bars(text, expected):
     assert parse_bars(text, 8) == expected
 
 
-@pytest.mark.parametrize("text", ["0-2", "4-3", "x", "1-9"])
-def test_parse_bars_rejects(text):
-    with pytest.raises(ValueError, match="--bars"):
+@pytest.mark.parametrize("text,expected", [("0-2", "1 <= A <= B <= 8"),
+                                           ("4-3", "1 <= A <= B <= 8"),
+                                           ("9-x", "A-B, e.g. 9-16"), ("1-9", "<= 8")])
+def test_parse_bars_rejects_naming_the_field_not_a_flag(text, expected):
+    with pytest.raises(InputError) as caught:
         parse_bars(text, 8)
+    assert caught.value.field == "bars" and caught.value.value == text
+    assert str(caught.value).startswith(f"bars = {text!r}: expected ")
+    assert expected in caught.value.expected and "--" not in str(caught.value)
 
 
 def test_huge_request_is_refused_before_any_work(tmp_path, weights):
-    with pytest.raises(ValueError, match="--bars 10000"):
+    with pytest.raises(InputError, match=r"^bars = 10000: expected 2\.\.512 bars$"):
         generate(load_preset("rainy-night"), tmp_path / "x", seed=0, bars=10000, weights=weights,
                  output=MIDI_ONLY)
-    assert not (tmp_path / "x").exists()
+    with pytest.raises(InputError, match=r"^bars = 0: expected 2\.\.512 bars$"):
+        generate(load_preset("rainy-night"), tmp_path / "x", seed=0, bars=0, weights=weights,
+                 output=MIDI_ONLY)  # not "the preset's length"
+    with pytest.raises(InputError, match=r"^variations = 0: expected 1\.\.64"):
+        generate(load_preset("rainy-night"), tmp_path / "x", seed=0, variations=0,
+                 weights=weights, output=MIDI_ONLY)
+    assert not (tmp_path / "x").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_bad_layer_names_the_field(song):
+    with pytest.raises(InputError, match=r"^layer = 'vocals': expected one of chords, "):
+        regenerate(song, "vocals", output=MIDI_ONLY)
+
+
+def test_regenerate_waits_for_a_locked_song_then_refuses_with_one_line(song):
+    """#12.4: a second run on a song being changed must not silently lose an edit."""
+    before = (song / "manifest.json").read_bytes()
+    held, release = threading.Event(), threading.Event()
+
+    def other_run():
+        with song_lock(song):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    held.wait(10)
+    try:
+        with pytest.raises(FolderBusyError) as caught:
+            regenerate(song, "drums", seed=1, output=MIDI_ONLY, lock_timeout_s=0.3)
+    finally:
+        release.set()
+        thread.join()
+    assert "busy" in str(caught.value) and "\n" not in str(caught.value)
+    assert (song / "manifest.json").read_bytes() == before
+    regenerate(song, "drums", seed=1, output=MIDI_ONLY, lock_timeout_s=5)  # free again
+    assert len(Manifest.load(song).history) == 1
+
+
+def test_regenerate_inside_the_callers_own_lock(song):
+    """The studio holds the song's lock around its own steps and regenerate inside them."""
+    with song_lock(song, timeout_s=1):
+        regenerate(song, "drums", seed=1, output=MIDI_ONLY, lock_timeout_s=1)
+    assert len(Manifest.load(song).history) == 1
+
+
+def test_regenerate_midi_only_removes_pictures_it_does_not_redraw(tmp_path, weights):
+    out = tmp_path / "drawn"
+    generate(load_preset("rainy-night"), out, seed=2, bars=4, weights=weights,
+             output=Output(render=False, progress=False))
+    assert (out / "pianoroll.png").exists() and (out / "score.musicxml").exists()
+    result = regenerate(out, "melody", seed=8, output=MIDI_ONLY)
+    assert set(result.removed) == {"pianoroll.png", "score.musicxml"}
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "score.mid"]
+
+
+def _stems(folder):
+    """Layer stems (WAV) by file name."""
+    return {p.name: p.read_bytes() for p in (folder / "stems").glob("*.wav") if p.stem in LAYERS}
 
 
 def test_regenerate_rewrites_only_that_stem_and_the_mix(tmp_path, weights):
     out = tmp_path / "rendered"
     audio = Output(formats=("wav",), pictures=False, progress=False)
     generate(load_preset("rainy-night"), out, seed=2, bars=4, weights=weights, output=audio)
-    before = {p.name: p.read_bytes() for p in (out / "stems").iterdir()}
+    before = _stems(out)
     mix_before = (out / "mix.wav").read_bytes()
     regenerate(out, "melody", seed=8, output=audio)
-    after = {p.name: p.read_bytes() for p in (out / "stems").iterdir()}
+    after = _stems(out)
     assert set(after) == {"chords.wav", "melody.wav", "bass.wav", "drums.wav"}
     for name in ("chords.wav", "bass.wav", "drums.wav"):
         assert after[name] == before[name]
@@ -148,16 +264,49 @@ def test_regenerate_rewrites_only_that_stem_and_the_mix(tmp_path, weights):
     assert (out / "mix.wav").read_bytes() != mix_before
     assert len({len(b) for b in after.values()}) == 1  # stems keep one length
 
+    # #12.11: --no-render must not leave audio that no longer matches score.mid.
+    no_audio = Output(render=False, pictures=False, progress=False)
+    result = regenerate(out, "chords", bars="3-4", seed=4, output=no_audio)
+    assert {"mix.wav", "stems/chords.wav", "stems/bass.wav"} <= set(result.removed)
+    assert all(n == "mix.wav" or n.split("/")[1].split(".")[0] in ("chords", "bass")
+               for n in result.removed)
+    assert not any(p.stem in ("chords", "bass") for p in (out / "stems").iterdir())
+    assert _stems(out) == {n: after[n] for n in ("melody.wav", "drums.wav")}  # still match
+    assert not (out / "mix.wav").exists()
+    # The next rendering run renders what is missing as well as what it changed.
+    regenerate(out, "drums", seed=5, output=audio)
+    final = _stems(out)
+    assert set(final) == set(after) and final["melody.wav"] == after["melody.wav"]
+    assert (out / "mix.wav").exists()
 
-def test_primer_bars_are_kept_and_its_key_wins(tmp_path, weights):
+
+def test_primer_bars_are_kept_and_its_key_and_tempo_win(tmp_path, weights):
+    """#12.13: the song takes the primer's key and tempo, and the manifest says so."""
     from tests.helpers import make_score
 
-    primer = make_score(bars=2, key="A minor")
+    preset = load_preset("sunday-morning")
+    primer = make_score(bars=2, key="A minor", tempo_bpm=93.0)
+    assert preset.song.tempo_bpm != 93.0 and preset.key != primer.key
     midi_io.write_midi(tmp_path / "primer.mid", primer)
-    generate(load_preset("sunday-morning"), tmp_path / "p", seed=1, bars=6, weights=weights,
+    generate(preset, tmp_path / "p", seed=1, bars=6, weights=weights,
              primer=tmp_path / "primer.mid", output=MIDI_ONLY)
     song = midi_io.read_midi(tmp_path / "p" / "score.mid")
-    assert song.key == primer.key
+    assert song.key == primer.key and song.tempo_bpm == 93.0
     assert np.array_equal(song.melody[:32], primer.melody[:32])
     assert song.chords[:8] == primer.chords[:8]
     assert np.array_equal(song.drums[:32], primer.drums[:32])
+    recorded = Manifest.load(tmp_path / "p").preset["song"]
+    assert (recorded["key"], recorded["tempo_bpm"]) == ("A minor", 93.0)
+    reproduce(tmp_path / "p" / "manifest.json", tmp_path / "again", output=MIDI_ONLY)
+    assert ((tmp_path / "again" / "score.mid").read_bytes()
+            == (tmp_path / "p" / "score.mid").read_bytes())
+
+
+def test_primer_outside_the_tempo_range_is_refused_naming_the_file(tmp_path, weights):
+    from tests.helpers import make_score
+
+    midi_io.write_midi(tmp_path / "fast.mid", make_score(bars=2, tempo_bpm=230.0))
+    with pytest.raises(ValueError, match=r"fast\.mid: .*tempo_bpm.*230"):
+        generate(load_preset("rainy-night"), tmp_path / "p", seed=1, bars=6, weights=weights,
+                 primer=tmp_path / "fast.mid", output=MIDI_ONLY)
+    assert not (tmp_path / "p").exists()

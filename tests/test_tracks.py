@@ -137,3 +137,41 @@ def test_bass_follows_the_chords():
     assert all(on_root)  # downbeats play the root
     absolute = line[onsets] + score.key.tonic
     assert absolute.min() >= 28 and absolute.max() <= 62
+
+
+def test_drum_masks_are_built_by_class_name():
+    from arranger.score import DRUM_CLASSES
+    from tracks.drums import ALL_DRUMS, KITS, drum_mask
+
+    assert drum_mask("kick") == 1 << DRUM_CLASSES.index("kick")
+    assert drum_mask("kick", "crash") == (1 << DRUM_CLASSES.index("kick")
+                                          | 1 << DRUM_CLASSES.index("crash"))
+    assert drum_mask(*DRUM_CLASSES) == ALL_DRUMS == 511 and drum_mask() == 0
+    assert all(drum_mask(*KITS[k]) & ~ALL_DRUMS == 0 for k in KITS)
+    with pytest.raises(ValueError, match="unknown drum class 'cowbell'"):
+        drum_mask("cowbell")
+
+
+def test_one_registry_declares_every_model_layer():
+    from arranger.score import LAYERS
+    from tracks.layers import LAYER_SPECS, MODEL_LAYERS, layer_spec
+
+    assert MODEL_LAYERS == ("chords", "melody", "drums")
+    assert [layer for layer in LAYERS if layer in LAYER_SPECS] == list(MODEL_LAYERS)
+    score = make_score(bars=4)
+    everything = frozenset(LAYERS)
+    for spec in LAYER_SPECS.values():
+        codec = spec.codec(DRUM_VOCAB.to_list())
+        tokens, cond, multi = spec.sequence(score, everything, codec)
+        assert len(tokens) == 4 * spec.tokens_per_bar and cond.shape == (len(tokens),
+                                                                         len(spec.cond_sizes))
+        assert (cond < np.array(spec.cond_sizes)).all()
+        assert (multi is None) == (spec.multi_hot == 0)
+        assert len(spec.vocab_of(codec)) > tokens.max()
+        blind = spec.sequence(score, frozenset(), codec)[1]
+        # Lacking the other layers changes only the conditions declared unknowable.
+        kept = [i for i in range(len(spec.cond_sizes)) if i not in spec.unknowable]
+        assert np.array_equal(blind[:, kept], cond[:, kept])
+        assert not np.array_equal(blind, cond)
+    with pytest.raises(ValueError, match="layer 'bass': no model"):
+        layer_spec("bass")

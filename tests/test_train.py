@@ -1,11 +1,15 @@
 """Training: it learns, reports bits/step, checkpoints, resumes, and exports safe weights."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from arranger.compose.coordinator import Plan, compose
+from arranger.compose.coordinator import compose
+from arranger.compose.plan import Plan
 from arranger.corpus.piece import Song
+from arranger.settings import SongSettings
 from arranger.training.layer_data import is_validation
 from arranger.training.train import TrainConfig, prepare_layer, resolve_device, train_layer
 from arranger.weights import load_models
@@ -54,7 +58,7 @@ def test_trained_folder_generates(tmp_path):
     for layer in ("chords", "melody", "drums"):
         train_layer(prepare_layer(corpus(), layer, CFG), CFG, tmp_path, torch.device("cpu"))
     models = load_models(tmp_path)
-    song = compose(models, Plan(bars=4), seed=0)[0]
+    song = compose(models, Plan(SongSettings(bars=4)), seed=0)[0]
     assert song.bars == 4 and (song.melody >= 0).any()
 
 
@@ -98,17 +102,22 @@ def test_conditions_never_seen_known_are_recorded_as_blind():
 
 
 def test_blind_conditions_are_fed_unknown_at_generation():
-    from arranger.compose.coordinator import _Stepper
+    from arranger.compose.sampling import Stepper
     from arranger.settings import Sampling
     from tests.helpers import tiny_models
-    from tracks import drums
+    from tracks.layers import DRUMS
+    from tracks.weights_file import InferenceSettings
 
     w = tiny_models().drums
-    w.card["blind_conditions"] = [2, 3]
-    stepper = _Stepper(w, 1, Sampling(), module=drums)
+    hearing = Stepper(w, 1, Sampling(), DRUMS)
+    w.inference = InferenceSettings(blind_conditions=(2, 3))
+    blind = Stepper(w, 1, Sampling(), DRUMS)
     cond = np.array([[[3, 1, 2, 2]]])
-    stepper.logits(cond, None)
-    assert cond.tolist() == [[[3, 1, 0, 0]]]
+    logits = blind.logits(cond, None)
+    assert cond.tolist() == [[[3, 1, 2, 2]]]  # the caller's conditions are left alone
+    np.testing.assert_array_equal(logits, hearing.logits(np.array([[[3, 1, 0, 0]]]), None))
+    assert not np.array_equal(logits, Stepper(tiny_models().drums, 1, Sampling(), DRUMS)
+                              .logits(cond, None))
 
 
 def test_fine_tuning_keeps_vocabulary_and_starts_from_the_given_weights(tmp_path):
@@ -121,3 +130,133 @@ def test_fine_tuning_keeps_vocabulary_and_starts_from_the_given_weights(tmp_path
     start = TrainConfig(**{**CFG.__dict__, "epochs": 0})
     card = train_layer(split, start, tmp_path / "ft", torch.device("cpu"), init=init)
     assert card["fine_tuned_from"]["epochs"] == init.card["epochs"]
+
+
+# --- what `lofi train` does before and around training (#12) ---------------------------------
+
+def _no_drums(n=12):
+    layers = frozenset({"chords", "melody", "bass"})
+    return [Song(f"/c/pop909/{i:03d}", make_score(bars=8, seed=i), layers, "pop909")
+            for i in range(n)]
+
+
+def _fake_corpus(monkeypatch, songs, skipped=()):
+    from arranger.corpus import load
+    from arranger.corpus.load import CorpusReport
+
+    report = CorpusReport()
+    for source, reason in skipped:
+        report.add(source, reason)
+
+    def fake(paths, **kwargs):
+        return list(songs), report
+
+    monkeypatch.setattr(load, "load_corpus", fake)
+
+
+TINY = {"epochs": 1, "hidden": 16, "batch_size": 8}
+
+
+def test_layers_the_corpus_lacks_come_from_the_shipped_weights(tmp_path, monkeypatch):
+    from arranger.training.run import run_training
+    from arranger.weights import DEFAULT_WEIGHTS
+
+    _fake_corpus(monkeypatch, _no_drums(), skipped=[("/c/x.krn", "unsupported file type .krn: ")])
+    cards = run_training([tmp_path], tmp_path / "w", device="cpu", overrides=TINY)
+    assert sorted(cards) == ["chords", "melody"]
+    drums = load_weights(tmp_path / "w" / "drums.safetensors", "drums")
+    shipped = load_weights(DEFAULT_WEIGHTS / "drums.safetensors", "drums")
+    assert drums.vocab == shipped.vocab and drums.card["copied_from"] == str(DEFAULT_WEIGHTS)
+    assert drums.card["copied_because"] == "the corpus holds no drums songs"
+    md = (tmp_path / "w" / "MODEL_CARD.md").read_text()
+    assert "The drums model was not trained here (the corpus holds no drums songs)" in md
+    song = compose(load_models(tmp_path / "w"), Plan(SongSettings(bars=4)), seed=0)[0]
+    assert song.bars == 4
+    assert (tmp_path / "w" / "skipped.tsv").read_text().splitlines()[1].startswith("/c/x.krn\t")
+
+
+def test_an_impossible_layer_request_is_refused_before_any_training(tmp_path, monkeypatch):
+    from arranger.errors import InputError
+    from arranger.training import train
+    from arranger.training.run import run_training
+
+    _fake_corpus(monkeypatch, _no_drums())
+    monkeypatch.setattr(train, "train_layer", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(InputError, match="no song holds drums") as e:
+        run_training([tmp_path], tmp_path / "w", layers="chords,drums", device="cpu")
+    assert "chords 12, melody 12, drums 0" in str(e.value)
+    assert not (tmp_path / "w").exists()  # nothing written
+    with pytest.raises(InputError, match="layers = 'bass'"):
+        run_training([tmp_path], tmp_path / "w", layers="bass", device="cpu")
+
+
+def test_a_model_worse_than_unigram_is_flagged_in_the_card():
+    from arranger.training.cards import model_card_markdown, worse_than_unigram
+
+    card = {"parameters": 10, "train_tokens": 5, "epochs": 1, "val_bits_per_step": 4.2,
+            "unigram_val_bits_per_step": 3.9}
+    assert worse_than_unigram(card) and not worse_than_unigram(card | {"val_bits_per_step": 3})
+    assert "**Warning**: the melody model is no better than the unigram" in model_card_markdown(
+        {"melody": card})
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):  # unpickling would create the marker file
+        return (Path.touch, (self.marker,))
+
+
+def _bad_checkpoints(path, tmp_path):
+    good = path.read_bytes()
+    yield good[: len(good) // 2]  # truncated
+    torch.save({"model": _Evil(tmp_path / "pwned")}, path)  # pickle-bearing
+    yield path.read_bytes()
+    yield b"not a checkpoint at all"
+
+
+def test_resume_refuses_truncated_or_pickle_checkpoints_in_one_line(tmp_path):
+    split = prepare_layer(corpus(), "melody", CFG)
+    one = TrainConfig(**{**CFG.__dict__, "epochs": 1})
+    train_layer(split, one, tmp_path, torch.device("cpu"))
+    ckpt = tmp_path / "melody.ckpt.pt"
+    for data in list(_bad_checkpoints(ckpt, tmp_path)):
+        ckpt.write_bytes(data)
+        with pytest.raises(ValueError, match="cannot be read") as e:
+            train_layer(split, CFG, tmp_path, torch.device("cpu"), resume=True)
+        assert "\n" not in str(e.value) and ckpt.read_bytes() == data  # left as it was
+    assert not (tmp_path / "pwned").exists()  # nothing was unpickled
+
+
+def test_disk_full_during_training_is_one_line_and_keeps_the_old_files(tmp_path, monkeypatch):
+    import errno
+
+    from arranger.training import train
+    from arranger.training.run import run_training
+
+    _fake_corpus(monkeypatch, _no_drums())
+    out = tmp_path / "w"
+    run_training([tmp_path], out, layers="melody", device="cpu", overrides=TINY)
+    before = (out / "melody.safetensors").read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(train, "save_weights", full)
+    monkeypatch.setattr(train.torch, "save", full)
+    with pytest.raises(ValueError, match="No space left on device") as e:
+        run_training([tmp_path], out, layers="melody", device="cpu",
+                     overrides=TINY | {"seed": 1, "epochs": 2})
+    assert str(e.value).startswith(f"--out {out}: writing failed")
+    assert (out / "melody.safetensors").read_bytes() == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no partial temporaries
+
+
+def test_an_unwritable_out_is_refused_before_reading_the_corpus(tmp_path, monkeypatch):
+    from arranger.training.run import run_training
+
+    monkeypatch.setattr("arranger.corpus.load.load_corpus", lambda *a, **k: pytest.fail("read"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="a folder that can be written to"):
+        run_training([tmp_path], tmp_path / "file" / "w", device="cpu")

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from arranger.evaluation.checks import scale_of
 from arranger.score import (
     BEATS_PER_BAR,
     QUALITIES,
@@ -24,13 +25,10 @@ from arranger.score import (
 )
 from tracks.common import NO_CHORD, QUALITY_NAMES, UNKNOWN, Context
 
-LAYER = "chords"
 N_TOKEN = 1
 VOCAB_SIZE = 2 + 12 * len(QUALITIES)
 COND_SIZES = (BEATS_PER_BAR, 8, 2, 3)  # beat in bar, bar in phrase, melody known, mode
 MULTI_HOT = 12
-UNKNOWABLE = (2, 3)  # conditions whose value 0 means "this song lacks that layer"
-MULTI_FOLLOWS = 2  # the multi-hot is unknown together with this condition
 VOCAB = ["<start>", "N"] + [f"{r}:{q}" for r in range(12) for q in QUALITY_NAMES]
 
 
@@ -210,26 +208,122 @@ def context_values(token: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return root.astype(np.int16), quality.astype(np.int16)
 
 
-_COLORS = {
-    "triads": {"maj7": "maj", "m7": "min", "7": "maj", "6": "maj", "m6": "min", "9": "maj",
-               "maj9": "maj", "m9": "min", "7sus4": "sus4", "m7b5": "dim", "dim7": "dim"},
-    "sevenths": {"maj": "maj7", "min": "m7", "dim": "m7b5", "sus4": "7sus4", "9": "7",
-                 "maj9": "maj7", "m9": "m7"},
-    "ninths": {"maj": "maj9", "min": "m9", "maj7": "maj9", "m7": "m9", "7": "9", "6": "maj9",
-               "m6": "m9", "dim": "m7b5"},
-}
+# --- colour, key and movement ---------------------------------------------------------------
+
+_TRIAD = {"maj7": "maj", "m7": "min", "7": "maj", "6": "maj", "m6": "min", "9": "maj",
+          "maj9": "maj", "m9": "min", "7sus4": "sus4", "m7b5": "dim", "dim7": "dim"}
+# (triad, seventh above the root in semitones) -> the seventh chord; a triad without an entry
+# (sus2, aug, a minor triad under a major seventh) keeps its quality.
+_SEVENTHS = {("maj", 11): "maj7", ("maj", 10): "7", ("min", 10): "m7", ("dim", 10): "m7b5",
+             ("dim", 9): "dim7", ("sus4", 10): "7sus4"}
+_NINTHS = {"maj7": "maj9", "7": "9", "m7": "m9"}  # a seventh chord with its major ninth
+_KEPT = frozenset({"6", "m6", "sus2", "aug"})  # colours "sevenths" keeps as the model wrote them
+MAJOR_NINTH = 14
 
 
-def recolor(chords: Sequence[Chord | None], color: str) -> tuple[Chord | None, ...]:
-    """Re-spell chord qualities to a colour: triads, natural (unchanged), sevenths or ninths."""
-    table = _COLORS.get(color, {})
-    return tuple(None if c is None else Chord(c.root, table.get(c.quality, c.quality))
+def functional_quality(chord: Chord, color: str, mode: str = "major") -> str:
+    """The quality ``chord`` takes in chord colour ``color``, from the key's scale.
+
+    ``triads`` reduces to the triad; ``natural`` keeps the model's chord; ``sevenths`` adds the
+    seventh the scale holds above the root (:func:`arranger.evaluation.checks.scale_of`), so
+    the function decides the colour: V7 (also in minor, whose V takes the leading tone), m7 on
+    a minor tonic, maj7 on I and IV, m7b5 on ii of minor; ``ninths`` adds the major ninth
+    where the scale holds it too (I maj9, V9, i m9; iii and v stay m7, ii of minor m7b5).
+    """
+    if color == "natural":
+        return chord.quality
+    triad = _TRIAD.get(chord.quality, chord.quality)
+    if color == "triads":
+        return triad
+    if color == "sevenths" and chord.quality in _KEPT:
+        return chord.quality
+    scale = scale_of(chord, mode)
+    sevenths = [iv for iv in (10, 11, 9) if (chord.root + iv) % 12 in scale
+                and (triad, iv) in _SEVENTHS]
+    quality = _SEVENTHS[(triad, sevenths[0])] if sevenths else triad
+    if color == "ninths" and (chord.root + MAJOR_NINTH) % 12 in scale:
+        quality = _NINTHS.get(quality, quality)
+    return quality
+
+
+def recolor(chords: Sequence[Chord | None], color: str, mode: str = "major"
+            ) -> tuple[Chord | None, ...]:
+    """Re-spell chord qualities to a colour (see :func:`functional_quality`) in ``mode``."""
+    return tuple(None if c is None else Chord(c.root, functional_quality(c, color, mode))
                  for c in chords)
 
 
-def recolor_table(color: str) -> np.ndarray:
+def recolor_table(color: str, mode: str = "major") -> np.ndarray:
     """Token -> token map applying :func:`recolor` (start and N map to themselves)."""
     table = np.arange(VOCAB_SIZE)
     for tok in range(2, VOCAB_SIZE):
-        table[tok] = token_of(recolor([chord_of(tok)], color)[0])
+        table[tok] = token_of(recolor([chord_of(tok)], color, mode)[0])
     return table
+
+
+def in_scale(chord: Chord | None, mode: str) -> bool:
+    """Every tone of ``chord`` lies in the key's scale for it (no chord: True)."""
+    return chord is None or chord.pitch_classes() <= scale_of(chord, mode)
+
+
+def scale_mask(color: str, mode: str) -> np.ndarray:
+    """Bool [VOCAB_SIZE]: chord tokens the model may write in ``mode`` under ``color``.
+
+    A chord is allowed when both the model's own chord and its colour keep to the key's scale
+    (minor keys allow the leading tone on V, so V and V7 stay): the chord model keeps the mode.
+    The start and N tokens are left allowed (the caller decides about them).
+    """
+    table = recolor_table(color, mode)
+    mask = np.ones(VOCAB_SIZE, dtype=bool)
+    for tok in range(2, VOCAB_SIZE):
+        mask[tok] = in_scale(chord_of(tok), mode) and in_scale(chord_of(int(table[tok])), mode)
+    return mask
+
+
+def _identity_table() -> np.ndarray:
+    """Token -> chord identity (root and triad, as the chords-move check counts), -1 for none."""
+    triads = sorted({iv[:3] for iv in QUALITIES.values()})
+    ids = np.full(VOCAB_SIZE, -1, dtype=np.int64)
+    for tok in range(2, VOCAB_SIZE):
+        chord = chord_of(tok)
+        ids[tok] = chord.root * len(triads) + triads.index(chord.intervals[:3])
+    return ids
+
+
+IDENTITY = _identity_table()
+
+
+def change_slots(window_bars: int, needed: int) -> tuple[int, ...]:
+    """Beats (from a window's start) where a chord change can be required.
+
+    Downbeats of every bar but the last (the last bar of a window may be the song's forced
+    ending) when those are at least ``needed``, else of every bar; half bars, then every
+    beat, when there are still fewer slots than chords needed.
+    """
+    bars = window_bars - 1 if window_bars > needed else window_bars
+    for spacing in (BEATS_PER_BAR, BEATS_PER_BAR // 2, 1):
+        slots = tuple(range(0, bars * BEATS_PER_BAR, spacing))
+        if len(slots) >= needed:
+            return slots
+    return slots
+
+
+def move_mask(window: np.ndarray, offset: int, window_bars: int, needed: int) -> np.ndarray:
+    """Bool [B, VOCAB_SIZE]: chords allowed at beat ``offset`` of a window so the loop moves.
+
+    ``window`` int [B, offset] holds the chord tokens written so far in this window. Where the
+    chords still missing (``needed`` distinct identities, see :data:`IDENTITY`) would not fit
+    in the change slots left (:func:`change_slots`), chords already heard are masked out, so
+    every ``window_bars`` window holds at least ``needed`` chords by its last bar.
+    """
+    mask = np.ones((len(window), VOCAB_SIZE), dtype=bool)
+    slots = change_slots(window_bars, needed)
+    if offset not in slots:
+        return mask
+    left = len(slots) - slots.index(offset)
+    ids = IDENTITY[window]
+    for row in range(len(window)):
+        heard = set(ids[row][ids[row] >= 0].tolist())
+        if needed - len(heard) >= left:
+            mask[row, np.isin(IDENTITY, list(heard))] = False
+    return mask

@@ -14,17 +14,66 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from arranger.score import HOLD, STEPS_PER_BAR, STEPS_PER_BEAT, Score
+from arranger.score import DRUM_CLASSES, HOLD, STEPS_PER_BAR, STEPS_PER_BEAT, Score
 from tracks.common import UNKNOWN, Context
 
-LAYER = "drums"
 SILENCE_TOKEN = 1
 COND_SIZES = (STEPS_PER_BAR, 4, 3, 3)
 MULTI_HOT = 0
-UNKNOWABLE = (2, 3)  # conditions whose value 0 means "this song lacks that layer"
-MULTI_FOLLOWS = None  # the multi-hot is unknown together with this condition
+GHOST, NORMAL, ACCENT = 0, 1, 2  # drum levels (see arranger.score.velocity_level)
+
+
+def drum_mask(*names: str) -> int:
+    """Hit mask of the named classes of ``DRUM_CLASSES``, e.g. ``drum_mask("kick", "crash")``."""
+    mask = 0
+    for name in names:
+        if name not in DRUM_CLASSES:
+            raise ValueError(f"unknown drum class {name!r} (known: {', '.join(DRUM_CLASSES)})")
+        mask |= 1 << DRUM_CLASSES.index(name)
+    return mask
+
+
+ALL_DRUMS = drum_mask(*DRUM_CLASSES)
+# The drums each kit of a preset's ``drum_kit`` plays.
+KITS: dict[str, tuple[str, ...]] = {"full": DRUM_CLASSES,
+                                    "sparse": ("kick", "snare", "crash", "ride"), "none": (),
+                                    "ride": ("kick", "snare", "low_tom", "mid_tom", "high_tom",
+                                             "crash", "ride")}
+# What a kit without hats plays their part on, and on every how many steps: time is kept on
+# the ride (a jazz drummer's way); the sparse kit rides quarter notes only, so it stays sparse.
+KIT_SUBSTITUTES: dict[str, dict[str, tuple[str, int]]] = {
+    "sparse": {"closed_hat": ("ride", 4), "open_hat": ("ride", 4)},
+    "ride": {"closed_hat": ("ride", 1), "open_hat": ("ride", 1)},
+}
+
+
+# Hits per bar of the main drums in the Groove MIDI beats of each style (phase-aligned and
+# trimmed, arranger.corpus.groove; measured by benchmarks/music_checks.py): a preset's
+# ``drum_style`` picks, among its candidate grooves, the one played most like this.
+STYLE_PROFILES: dict[str, dict[str, float]] = {
+    "hiphop": {"kick": 4.5, "snare": 3.7, "closed_hat": 7.2, "open_hat": 1.45, "ride": 0.63},
+    "soul": {"kick": 3.8, "snare": 4.5, "closed_hat": 7.5, "open_hat": 0.59, "ride": 1.0},
+    "funk": {"kick": 4.0, "snare": 5.5, "closed_hat": 7.5, "open_hat": 1.03, "ride": 1.35},
+    "jazz": {"kick": 2.3, "snare": 4.2, "closed_hat": 2.6, "open_hat": 0.26, "ride": 3.3},
+}
+
+
+def on_kit(masks: np.ndarray, kit: str) -> np.ndarray:
+    """Hit masks (int [steps], from a bar's first step) as kit ``kit`` of :data:`KITS` plays
+    them: drums it lacks move to their :data:`KIT_SUBSTITUTES` stand-in (on its steps) where
+    it has one, else are dropped."""
+    masks = np.asarray(masks, dtype=np.int64)
+    out = masks.copy()
+    steps = np.arange(len(masks))
+    for name, (stand_in, every) in KIT_SUBSTITUTES.get(kit, {}).items():
+        moved = (masks & drum_mask(name)).astype(bool) & (steps % every == 0)
+        out = np.where(moved, out | drum_mask(stand_in), out)
+    return out & drum_mask(*KITS[kit])
+
+
 # Hits dropped first when a combination is rare: toms, crash, open hat, ride, then the rest.
-_DROP_ORDER = (6, 5, 4, 7, 3, 8, 2, 1, 0)
+_DROP_ORDER = tuple(DRUM_CLASSES.index(name) for name in (
+    "high_tom", "mid_tom", "low_tom", "crash", "open_hat", "ride", "closed_hat", "snare", "kick"))
 
 
 class DrumVocab:
@@ -82,7 +131,7 @@ def build_vocab(scores: Iterable[Score], min_count: int = 3, max_size: int = 512
         hit = s.drums > 0
         counts.update(zip(s.drums[hit].tolist(), s.drum_velocity[hit].tolist(), strict=True))
     common = [p for p, c in counts.most_common(max_size) if c >= min_count]
-    singles = [(1 << b, 1) for b in range(9)]  # every class stays reachable on its own
+    singles = [(drum_mask(name), NORMAL) for name in DRUM_CLASSES]  # each stays reachable alone
     return DrumVocab(common + [p for p in singles if p not in common])
 
 

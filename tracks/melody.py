@@ -13,14 +13,11 @@ import numpy as np
 from arranger.score import HOLD, QUALITIES, REST, STEPS_PER_BAR, STEPS_PER_BEAT, Score
 from tracks.common import NO_CHORD, UNKNOWN, Context
 
-LAYER = "melody"
 REST_TOKEN, HOLD_TOKEN, FIRST_PITCH_TOKEN = 1, 2, 3
 LOW, HIGH = 48, 96  # key-relative pitch range the model writes (C3..B6 in C)
 VOCAB_SIZE = FIRST_PITCH_TOKEN + HIGH - LOW
 COND_SIZES = (14, 1 + len(QUALITIES), STEPS_PER_BAR, 4)
 MULTI_HOT = 12
-UNKNOWABLE = (0, 1)  # conditions whose value 0 means "this song lacks that layer"
-MULTI_FOLLOWS = 0  # the multi-hot is unknown together with this condition
 VOCAB = ["<start>", "rest", "hold"] + [f"pitch:{p}" for p in range(LOW, HIGH)]
 
 

@@ -74,7 +74,7 @@ def save_weights(path: Path, weights: LayerWeights) -> None:
         "format_version": str(FORMAT_VERSION),
         "config": json.dumps(asdict(weights.model.config)),
         "vocab": json.dumps(weights.vocab),
-        "card": json.dumps(weights.card),
+        "card": json.dumps(weights.card | weights.inference.to_card()),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.model.state_dict().items()}
     with atomic_path(Path(path)) as tmp:

@@ -8,6 +8,7 @@ built from the same arrays only when something asks for it: training, evaluation
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,19 @@ class ModelConfig:
     dropout: float = 0.2  # between LSTM layers and before the output projection
 
     @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        d = dict(d)
-        d["cond_sizes"] = tuple(d["cond_sizes"])
-        return cls(**d)
+    def from_dict(cls, d: dict, where: str = "weights: config") -> ModelConfig:
+        """Build from a decoded config, its types checked against the annotations.
+
+        ``where`` is ``"FILE: config"``; a missing, unknown or mistyped field raises
+        :class:`WeightsError`, one line naming it (a crafted file must not give a TypeError).
+        """
+        from arranger.errors import InputError
+        from arranger.settings import parse, split_where
+
+        try:
+            return parse(cls, d, *split_where(where))
+        except InputError as e:
+            raise WeightsError(str(e)) from None
 
     @property
     def lstm_input(self) -> int:
@@ -66,22 +76,76 @@ class WeightsError(ValueError):
     """A weights file that cannot be used: wrong format, layer, vocabulary or shapes."""
 
 
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How generation must run a model, as its training found out.
+
+    Stored in the weights file's card under the same keys (so every file written so far reads).
+
+    allowed_tokens : the tokens the model may sample (seen often enough in training), sorted;
+        None: every token.
+    blind_conditions : condition columns training never saw known (e.g. chords for a drum
+        corpus): generation feeds them as unknown (0), see ``train.blind_conditions``.
+    """
+
+    allowed_tokens: tuple[int, ...] | None = None
+    blind_conditions: tuple[int, ...] = ()
+
+    @classmethod
+    def from_card(cls, card: Mapping, vocab_size: int, n_conditions: int,
+                  where: str = "weights") -> InferenceSettings:
+        """The settings a model card holds, checked against the model's sizes."""
+        allowed = card.get("allowed_tokens")
+        return cls(None if allowed is None else _indices(allowed, vocab_size, where,
+                                                         "allowed_tokens"),
+                   _indices(card.get("blind_conditions", []), n_conditions, where,
+                            "blind_conditions"))
+
+    def to_card(self) -> dict:
+        """The card keys holding these settings (``allowed_tokens`` left out when None)."""
+        out: dict = {"blind_conditions": list(self.blind_conditions)}
+        if self.allowed_tokens is not None:
+            out["allowed_tokens"] = list(self.allowed_tokens)
+        return out
+
+    def allowed_mask(self, vocab_size: int) -> np.ndarray:
+        """Bool [vocab_size]: True where a token may be sampled."""
+        if self.allowed_tokens is None:
+            return np.ones(vocab_size, bool)
+        mask = np.zeros(vocab_size, bool)
+        mask[np.asarray(self.allowed_tokens, dtype=np.int64)] = True
+        return mask
+
+
+def _indices(values: Any, size: int, where: str, name: str) -> tuple[int, ...]:
+    ok = isinstance(values, list | tuple) and all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 <= v < size for v in values)
+    if not ok:
+        raise WeightsError(f"{where}: card.{name} = {str(values)[:80]}: expected a list of "
+                           f"integers in 0..{size - 1}")
+    return tuple(sorted(set(values)))
+
+
 class LayerWeights:
     """A trained layer model with everything needed to use it.
 
     Built either from a model (training, tests, the Markov baseline) or, when read from a file,
-    from numpy arrays; then ``model`` builds the PyTorch module on first use.
+    from numpy arrays; then ``model`` builds the PyTorch module on first use. ``inference``
+    defaults to the settings the card holds.
     """
 
     def __init__(self, model: Any = None, vocab: list | None = None, card: dict | None = None,
                  *, config: ModelConfig | None = None,
-                 arrays: dict[str, np.ndarray] | None = None) -> None:
+                 arrays: dict[str, np.ndarray] | None = None,
+                 inference: InferenceSettings | None = None) -> None:
         if model is None and (config is None or arrays is None):
             raise ValueError("LayerWeights needs a model, or a config and its arrays")
         self._model, self._arrays = model, arrays
         self.config: ModelConfig = config if config is not None else model.config
         self.vocab = list(vocab or [])
         self.card = dict(card or {})
+        self.inference = inference or InferenceSettings.from_card(
+            self.card, self.config.vocab_size, len(self.config.cond_sizes))
 
     @property
     def model(self) -> Any:
@@ -129,8 +193,10 @@ def read_weights(path: Path, layer: str | None = None) -> LayerWeights:
         raise WeightsError(f"{path}: vocabulary has {len(vocab)} tokens, the model "
                            f"{config.vocab_size}")
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
-    return LayerWeights(None, vocab, json.loads(meta.get("card", "{}")), config=config,
-                        arrays=arrays)
+    card = json.loads(meta.get("card", "{}"))
+    inference = InferenceSettings.from_card(card, config.vocab_size, len(config.cond_sizes),
+                                            str(path))
+    return LayerWeights(None, vocab, card, config=config, arrays=arrays, inference=inference)
 
 
 def _first_line(e: Exception) -> str:

@@ -7,6 +7,7 @@ format from the file extension, which the temporary name keeps (``.mix.wav.abc12
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pedalboard.io import AudioFile
 from arranger.atomic import atomic_path
 
 WAV_BIT_DEPTHS = (16, 24, 32)
+_LOW_SPACE_BYTES = 1 << 20  # free space under which a failed write is put down to a full disk
 MP3_QUALITIES = ("V0", "V1", "V2", "V3", "V4", "V5", "V6", "V7", "V8", "V9", "320k", "256k",
                  "192k", "160k", "128k")
 
@@ -29,13 +31,32 @@ def _as_channels_first(audio: np.ndarray) -> np.ndarray:
 
 def _write_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: float,
                   **options: object) -> Path:
-    """Write ``audio`` (channels, samples) to ``path`` via a same-folder temporary file."""
+    """Write ``audio`` (channels, samples) to ``path`` via a same-folder temporary file.
+
+    Raises ``OSError`` (``ENOSPC`` when the disk is full) if the encoder cannot write.
+    """
     audio = _as_channels_first(audio)
-    with atomic_path(Path(path)) as temporary, AudioFile(
-            str(temporary), "w", samplerate=sample_rate, num_channels=audio.shape[0],
-            **options) as f:
-        f.write(audio)
+    with atomic_path(Path(path)) as temporary:
+        try:
+            with AudioFile(str(temporary), "w", samplerate=sample_rate,
+                           num_channels=audio.shape[0], **options) as f:
+                f.write(audio)
+        except RuntimeError as e:  # pedalboard's word for any failed write
+            raise _write_failure(Path(path), e) from None
     return Path(path)
+
+
+def _write_failure(path: Path, error: RuntimeError) -> OSError:
+    """The ``OSError`` behind a failed write of ``path``: pedalboard only says "Unable to
+    write". Checked while the partial file still holds its space, so a full disk reads full."""
+    try:
+        stats = os.statvfs(path.parent)
+        full = stats.f_bavail * stats.f_frsize < _LOW_SPACE_BYTES
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return OSError(errno.EIO, f"{error}", str(path))
 
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: float,
@@ -65,7 +86,13 @@ def write_flac(path: str | os.PathLike, audio: np.ndarray, sample_rate: float,
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read a whole file; returns ((channels, samples) float32, sample rate in Hz).
 
-    MP3s decode with the encoder's padding (about 1,800 extra samples); WAV/FLAC are exact.
+    MP3s are decoded by libsndfile (soundfile), which drops the encoder's padding: the exact
+    length that was written. pedalboard would return ~1,800 samples more.
     """
+    if Path(path).suffix.lower() == ".mp3":
+        import soundfile
+
+        audio, rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
+        return np.ascontiguousarray(audio.T), int(rate)
     with AudioFile(str(path)) as f:
         return f.read(f.frames).astype(np.float32, copy=False), int(f.samplerate)

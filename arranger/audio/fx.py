@@ -20,6 +20,7 @@ import numpy as np
 import pedalboard as pb
 
 from arranger.audio.config import EffectSpec, derive_seed
+from arranger.audio.effects import EFFECTS
 
 Effect = Callable[[np.ndarray, float], np.ndarray]
 CONTROL_STEP = 32  # samples between control points of slow modulations (wow, drift, rumble)
@@ -302,31 +303,16 @@ class HighPass:
         return _butterworth(audio, sample_rate, self.cutoff_frequency_hz, self.order, "highpass")
 
 
-def _resample(params: dict[str, Any]) -> pb.Resample:
+def make_resample(quality: str = "Linear", **params: Any) -> pb.Resample:
+    """pedalboard's Resample with its quality named by a string (the effect table's factory)."""
     # Lo-fi wants the grit, not the polish: Linear is ~15x faster than pedalboard's default.
-    quality = getattr(pb.Resample.Quality, params.pop("quality", "Linear"))
-    return pb.Resample(quality=quality, **params)
+    return pb.Resample(quality=getattr(pb.Resample.Quality, quality), **params)
 
 
-# Effect name (EffectSpec.type) -> constructor taking the spec's params and a seed.
+# Effect name (EffectSpec.type) -> constructor taking the spec's params and a seed: the
+# factories of the effect table (arranger.audio.effects.EFFECTS).
 EFFECT_FACTORIES: dict[str, Callable[[dict[str, Any], int], Effect]] = {
-    "LowPass": lambda p, _: LowPass(**p),
-    "HighPass": lambda p, _: HighPass(**p),
-    "LowShelf": lambda p, _: pb.LowShelfFilter(**p),
-    "HighShelf": lambda p, _: pb.HighShelfFilter(**p),
-    "PeakFilter": lambda p, _: pb.PeakFilter(**p),
-    "Compressor": lambda p, _: pb.Compressor(**p),
-    "Reverb": lambda p, _: pb.Reverb(**p),
-    "Chorus": lambda p, _: pb.Chorus(**p),
-    "Bitcrush": lambda p, _: pb.Bitcrush(**p),
-    "Resample": lambda p, _: _resample(p),
-    "Limiter": lambda p, _: pb.Limiter(**p),
-    "Gain": lambda p, _: pb.Gain(**p),
-    "Distortion": lambda p, _: pb.Distortion(**p),
-    "Delay": lambda p, _: pb.Delay(**p),
-    "TapeWobble": lambda p, seed: TapeWobble(seed=seed, **p),
-    "VinylCrackle": lambda p, seed: VinylCrackle(seed=seed, **p),
-}
+    name: kind.build for name, kind in EFFECTS.items()}
 
 
 def build_effect(spec: EffectSpec, seed: int = 0) -> Effect:
@@ -350,11 +336,8 @@ def prepare_chain(chain: Sequence[Effect], shape: tuple[int, int],
 
 
 # Effects that treat each channel on its own: a stereo chain of them gives, bit for bit, what
-# one chain per channel gives (tests/test_fx.py checks each). Reverb mixes left into right.
-CHANNEL_WISE = frozenset({
-    "LowPass", "HighPass", "LowShelf", "HighShelf", "PeakFilter", "Compressor", "Chorus",
-    "Bitcrush", "Resample", "Limiter", "Gain", "Distortion", "Delay", "TapeWobble",
-    "VinylCrackle"})
+# one chain per channel gives (tests/test_fx.py checks each); declared in the effect table.
+CHANNEL_WISE = frozenset(name for name, kind in EFFECTS.items() if kind.channel_wise)
 
 
 def channel_chains(specs: Sequence[EffectSpec], seed: int, shape: tuple[int, int],

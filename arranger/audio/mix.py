@@ -8,14 +8,17 @@ one layer leaves every other stem byte-identical.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import nullcontext
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from arranger.audio.config import LayerSound, MasterSound, derive_seed
+from arranger.audio.config import BUS_REFERENCE_LUFS, LayerSound, MasterSound, derive_seed
+from arranger.audio.effects import EFFECTS
+from arranger.audio.files import read_audio, write_mp3
 from arranger.audio.fx import Effect, apply_chain, apply_chains, build_chain, channel_chains
 from arranger.audio.loudness import (
     db_to_gain,
@@ -30,6 +33,9 @@ LIMITER_MARGIN_DB = 0.05  # the limiter aims this far under the true-peak ceilin
 MAX_PASSES = 6
 ENVELOPE_HEADROOM_DB = 1.5  # gain corrections the peak envelope is computed to allow
 LOOKAHEAD_MS, HOLD_MS = 3.0, 40.0
+# LAME moves true peaks up by 0.1-0.25 dB (measured on 5 songs): the MP3's source is limited
+# this far under the ceiling, and the decoded file is measured to be sure.
+MP3_MARGIN_DB = 0.5
 
 
 def pan_gains(pan: float) -> tuple[float, float]:
@@ -59,8 +65,8 @@ def process_stem(stem: np.ndarray, sound: LayerSound, sample_rate: int, seed: in
     if np.shares_memory(out, stem):
         out = out.copy()
     left, right = pan_gains(sound.pan)
-    gain = db_to_gain(sound.gain_db)
-    out *= np.array([[gain * left], [gain * right]], dtype=np.float32)  # in place: memory
+    out *= np.array([[left], [right]], dtype=np.float32)  # in place: memory
+    out *= np.float32(db_to_gain(stem_gain_db(out, sound, sample_rate)))
     peak = max(float(out.max(initial=0.0)), -float(out.min(initial=0.0)))  # no |out| copy
     ceiling = db_to_gain(STEM_CEILING_DBFS)
     if peak > ceiling:
@@ -68,26 +74,19 @@ def process_stem(stem: np.ndarray, sound: LayerSound, sample_rate: int, seed: in
     return out
 
 
-def process_stems(stems: Mapping[str, np.ndarray], sounds: Mapping[str, LayerSound],
-                  sample_rate: int, seed: int = 0, workers: int = 2) -> dict[str, np.ndarray]:
-    """``process_stem`` for every layer (in threads); layers without a sound stay dry."""
-    def one(name: str) -> np.ndarray:
-        sound = sounds.get(name, LayerSound(program=0))
-        return process_stem(stems[name], sound, sample_rate, seed, name)
+def stem_gain_db(stem: np.ndarray, sound: LayerSound, sample_rate: float) -> float:
+    """The gain (dB) that brings a processed, panned stem to its level.
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        return dict(zip(stems, pool.map(one, stems), strict=True))
-
-
-def sum_stems(stems: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Sum of (2, n) stems in name order (float addition is order-sensitive); (2, n) float32."""
-    lengths = {name: s.shape[-1] for name, s in stems.items()}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"stems differ in length (samples): {lengths}")
-    total = np.zeros((2, next(iter(lengths.values()), 0)), dtype=np.float32)
-    for name in sorted(stems):
-        total += as_stereo(stems[name])
-    return total
+    With ``sound.level_lu`` the stem's own integrated loudness (BS.1770) is brought to
+    ``BUS_REFERENCE_LUFS + level_lu``: it depends on this stem only, never on the others. A
+    silent stem (or one too short to gate) is left as it is. Without it, ``gain_db`` is the gain.
+    """
+    if sound.level_lu is None:
+        return sound.gain_db
+    loudness = integrated_loudness(stem, sample_rate)
+    if not math.isfinite(loudness):
+        return 0.0
+    return BUS_REFERENCE_LUFS + sound.level_lu - loudness
 
 
 def _runs(mask: np.ndarray, merge_gap: int) -> list[tuple[int, int]]:
@@ -117,7 +116,8 @@ def limiter_gain(envelope: np.ndarray, ceiling: float, ahead: int, hold: int) ->
     margin = hold + 2 * ahead + 1  # how far an over can move the gain
     for start, stop in _runs(envelope > ceiling, merge_gap=2 * margin):
         lo, hi = max(start - margin, 0), min(stop + margin, len(envelope))
-        need = np.minimum(1.0, ceiling / envelope[lo:hi]).astype(np.float32)
+        with np.errstate(divide="ignore"):  # silent samples need no reduction: inf -> 1
+            need = np.minimum(1.0, ceiling / envelope[lo:hi]).astype(np.float32)
         held = minimum_filter1d(need, hold + ahead + 1, origin=(hold - ahead) // 2,
                                 mode="nearest")
         gain[lo:hi] = uniform_filter1d(held, 2 * ahead + 1, mode="nearest")
@@ -186,51 +186,81 @@ def normalise(audio: np.ndarray, sample_rate: float, target_lufs: float,
 
 def master_chains(master: MasterSound, seed: int, shape: tuple[int, int],
                   sample_rate: float) -> list[list[Effect]]:
-    """The master bus's effects, seeded for this song and prepared for audio of ``shape``: one
-    chain per channel where they allow it (``fx.channel_chains``)."""
-    return channel_chains(master.effects, derive_seed(seed, "master"), shape, sample_rate)
+    """The master bus's effects but its noise (``master_noise``), seeded for this song and
+    prepared for audio of ``shape``: one chain per channel where they allow it
+    (``fx.channel_chains``)."""
+    bus = tuple(spec for spec in master.effects if not EFFECTS[spec.type].noise)
+    return channel_chains(bus, derive_seed(seed, "master"), shape, sample_rate)
 
 
-def master_measured(stems: Mapping[str, np.ndarray], master: MasterSound, sample_rate: int,
-                    seed: int = 0, chains: Sequence[Sequence[Effect]] | None = None,
-                    pool: Executor | None = None) -> Normalised:
-    """``master_bus``, also returning the master's loudness and true peak.
+def master_noise(master: MasterSound, seed: int, shape: tuple[int, int],
+                 sample_rate: float) -> np.ndarray | None:
+    """What the master bus's noise effects (crackle, hiss, rumble) add, (2, n) float32: the
+    ``fx`` stem, mixed in at the bus's input. None when the bus makes no noise.
 
-    ``chains`` may pass ``master_chains(...)`` made ahead; ``pool`` runs the channels' chains
-    side by side (else a pool of two threads is made here).
+    Each is seeded by its place in the whole chain, as ``fx.build_chain`` would seed it.
     """
-    total = sum_stems(stems)
+    seed = derive_seed(seed, "master")
+    noises = [EFFECTS[spec.type].build(dict(spec.params), derive_seed(seed, str(i)))
+              for i, spec in enumerate(master.effects) if EFFECTS[spec.type].noise]
+    if not noises:
+        return None
+    total = np.zeros((2, shape[-1]), dtype=np.float32)
+    for effect in noises:
+        total += as_stereo(effect.noise((2, shape[-1]), sample_rate))
+    return total
+
+
+def master_measured(total: np.ndarray, master: MasterSound, sample_rate: int, seed: int = 0,
+                    chains: Sequence[Sequence[Effect]] | None = None,
+                    pool: Executor | None = None, noise: np.ndarray | None = None
+                    ) -> Normalised:
+    """Add the bus's noise to the sum of the stems, run the master chain and normalise.
+
+    Parameters
+    ----------
+    total : (channels, n) float32, the processed stems summed (``produce`` sums them in name
+        order, as read back from disk).
+    master : master chain and loudness targets.
+    chains : ``master_chains(...)`` made ahead, or None to make them here.
+    pool : runs the channels' chains side by side (else a pool of two threads is made here).
+    noise : the ``fx`` stem as written (``master_noise``), or None to make it here.
+
+    Returns
+    -------
+    The master, (2, n) float32 with no NaN/inf, at ``master.target_lufs`` within
+    ``LOUDNESS_TOLERANCE_LU`` and true peak <= the ceiling, with both measures. A silent sum is
+    not pushed to the target: the master chain's noise (crackle) stays as it is.
+    """
+    total = as_stereo(total)
     if chains is None:
         chains = master_chains(master, seed, total.shape, sample_rate)
+    if noise is None:
+        noise = master_noise(master, seed, total.shape, sample_rate)
+    bus = total if noise is None else total + as_stereo(noise)
     with ThreadPoolExecutor(2) if pool is None else nullcontext(pool) as runner:
-        out = as_stereo(apply_chains(chains, total, sample_rate, runner))
+        out = as_stereo(apply_chains(chains, bus, sample_rate, runner))
+    del bus
     if not np.isfinite(out).all():  # the check is ~8x cheaper than always cleaning
         out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
-    if not total.any():  # no music: keep the master chain's noise (crackle) as it is, not at -14
+    if not total.any():
         return normalise(out, sample_rate, -math.inf, master.true_peak_dbtp)
     return normalise(out, sample_rate, master.target_lufs, master.true_peak_dbtp)
 
 
-def master_bus(stems: Mapping[str, np.ndarray], master: MasterSound, sample_rate: int,
-               seed: int = 0) -> np.ndarray:
-    """Sum processed stems, run the master chain, normalise; (2, n) float32, no NaN/inf."""
-    return master_measured(stems, master, sample_rate, seed).audio
+def write_mp3_master(path: Path, audio: np.ndarray, sample_rate: int,
+                     ceiling_dbtp: float) -> float:
+    """Write the master as MP3 whose decoded true peak is at most ``ceiling_dbtp``.
 
-
-def mix(stems: dict[str, np.ndarray], sounds: dict[str, LayerSound], master: MasterSound,
-        sample_rate: int, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Process every stem and master them.
-
-    Parameters
-    ----------
-    stems : layer -> raw (channels, n) float32 stem, all the same length.
-    sounds : layer -> its sound; missing layers are mixed dry at unity, centred.
-    master : master chain and loudness targets.
-
-    Returns
-    -------
-    master : (2, n) float32 at ``master.target_lufs`` +-0.5 LU, true peak <= the ceiling.
-    processed : layer -> (2, n) float32 stem as mixed, peaks <= -1 dBFS.
+    The encoder's source is limited ``MP3_MARGIN_DB`` under the ceiling (loudness moves by
+    < 0.1 LU); should the decoded file still peak over it, the source is turned down by the
+    overshoot and encoded again. Returns the decoded file's true peak, dBTP (-inf if silent).
     """
-    processed = process_stems(stems, sounds, sample_rate, seed)
-    return master_bus(processed, master, sample_rate, seed), processed
+    source = true_peak_limit(audio, sample_rate, ceiling_dbtp - MP3_MARGIN_DB)
+    for _ in range(2):
+        write_mp3(path, source, sample_rate)
+        peak = true_peak_db(read_audio(path)[0], sample_rate)
+        if peak <= ceiling_dbtp:
+            break
+        source *= np.float32(db_to_gain(ceiling_dbtp - MP3_MARGIN_DB - peak))
+    return peak

@@ -3,8 +3,13 @@
 Layout written under ``out_dir``::
 
     stems/<layer>.wav   processed stems (24-bit), equal length, peaks <= -1 dBFS
+    stems/<layer>.mid   that layer's notes alone: one track with tempo, key and time signature
+    stems/fx.wav        the master bus's own noise (crackle, hiss), when it makes some: the
+                        stems sum to the master chain's input, nothing in the mix is missing
     mix.wav             master (24-bit), target loudness, true peak <= the ceiling
     mix.mp3, mix.flac   the master again, as asked for in ``formats``
+
+The WAVs and the MP3 carry tempo, key and title (``arranger.audio.tags``).
 
 Each layer goes render -> effects -> stem file on its own thread (two at a time, longest
 first), so one layer's effects overlap the next layer's synthesis; the master chain's noise is
@@ -23,20 +28,25 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pretty_midi
 
+from arranger.atomic import atomic_path, write_bytes
 from arranger.audio.config import LayerSound, MasterSound, RenderSettings
-from arranger.audio.files import read_audio, write_flac, write_mp3, write_wav
+from arranger.audio.effects import EFFECTS
+from arranger.audio.files import read_audio, write_flac
 from arranger.audio.mix import (
     Normalised,
     as_stereo,
     master_chains,
     master_measured,
+    master_noise,
     process_stem,
+    write_mp3_master,
 )
 from arranger.audio.render import (
     LoadedSoundfont,
@@ -47,12 +57,14 @@ from arranger.audio.render import (
     song_length_samples,
 )
 from arranger.audio.soundfont import find_soundfont
+from arranger.audio.tags import SongTags, song_tags, tag_mp3, write_tagged_wav
+from arranger.midi_io import layer_midi_bytes
 
 FORMATS = ("wav", "mp3", "flac")
 STAGES = ("render", "effects", "export stems", "master", "export mix")
 WORKERS = 2  # the machine this targets has 2 cores; FluidSynth and pedalboard release the GIL
-_WRITERS: dict[str, Callable[..., Path]] = {"wav": write_wav, "mp3": write_mp3,
-                                            "flac": write_flac}
+DEFAULT_TITLE = "lofi track"
+NOISE_STEM = "fx"  # the master bus's noise; "fx_master" should a layer be called "fx"
 
 
 class _Clock:
@@ -103,7 +115,7 @@ def _check_request(layers: list[str], only: set[str] | None, formats: Sequence[s
 class _StemSum:
     """Adds stems as read back from disk, in name order whatever order they arrive in.
 
-    Float addition is order-sensitive: summing in ``sum_stems``' order gives the same bytes
+    Float addition is order-sensitive: summing in name order gives the same bytes
     whether a layer was rendered now or read from an earlier render. Each stem is read right
     after it is written, on its worker, and added as soon as the ones before it are in, so at
     most the out-of-order ones wait in memory.
@@ -139,12 +151,10 @@ def _import_filters() -> None:
     import scipy.signal  # noqa: F401
 
 
-def _finite(value: float) -> float | None:
-    return round(value, 2) if math.isfinite(value) else None
+def _finite(value: float | None) -> float | None:
+    return round(value, 2) if value is not None and math.isfinite(value) else None
 
 
-# Relative CPU cost of an effect over a whole stem (a filter or compressor is 1).
-_EFFECT_COST = {"Reverb": 3.0, "Chorus": 1.5, "Delay": 1.5, "Bitcrush": 0.5, "Gain": 0.2}
 _NOTE_RING_S = 0.25  # a drum hit's MIDI note is short, its sample is not
 
 
@@ -156,16 +166,46 @@ def layer_cost(midi: pretty_midi.PrettyMIDI, name: str, sound: LayerSound | None
     notes = [n for i, _ in layer_instruments(midi, name) for n in midi.instruments[i].notes]
     length = max(midi.get_end_time(), 1.0)
     polyphony = sum(max(n.end - n.start, _NOTE_RING_S) for n in notes) / length
-    effects = sum(_EFFECT_COST.get(e.type, 1.0) for e in (sound.effects if sound else ()))
+    effects = sum(EFFECTS[e.type].cost for e in (sound.effects if sound else ()))
     return 1.0 + 0.5 * polyphony + effects
+
+
+SECTION_FADE_S = 0.05  # a section's own effects fade in and out over this, centred on its edges
+SectionEffects = tuple[float, float, str, tuple]  # (start s, end s, layer, effects added)
+
+
+def section_window(n_samples: int, start_s: float, end_s: float, rate: int) -> np.ndarray:
+    """Float32 [n_samples]: 1 inside ``start_s``..``end_s``, 0 outside, linear ramps of
+    ``SECTION_FADE_S`` centred on both edges."""
+    t = np.arange(n_samples, dtype=np.float64) / rate
+    half = SECTION_FADE_S / 2
+    rise = np.clip((t - start_s + half) / SECTION_FADE_S, 0.0, 1.0)
+    fall = np.clip((end_s + half - t) / SECTION_FADE_S, 0.0, 1.0)
+    return np.minimum(rise, fall).astype(np.float32)
+
+
+def with_section_effects(raw: np.ndarray, stem: np.ndarray, sound: LayerSound, rate: int,
+                         seed: int, name: str, spans: Sequence[SectionEffects]) -> np.ndarray:
+    """``stem`` with, in each span of ``spans`` for layer ``name``, the raw layer played
+    through its chain plus the span's effects (crossfaded at the edges). (2, samples)."""
+    for start_s, end_s, layer, effects in spans:
+        if layer != name:
+            continue
+        alt = process_stem(raw, replace(sound, effects=sound.effects + tuple(effects)), rate,
+                           seed, name)
+        w = section_window(stem.shape[-1], start_s, end_s, rate)
+        stem = stem * (1 - w) + alt * w
+    return stem
 
 
 def _start_stems(midi: pretty_midi.PrettyMIDI, names: list[str],
                  sounds: Mapping[str, LayerSound], render: RenderSettings,
                  loaded: LoadedSoundfont, stem_dir: Path, clock: _Clock,
                  pool: ThreadPoolExecutor, summed: _StemSum, *, swing: float, seed: int,
-                 n_samples: int) -> list[Future]:
-    """Queue render -> effects -> stem file -> read back for each layer, longest first."""
+                 n_samples: int, tags: SongTags,
+                 section_effects: Sequence[SectionEffects] = ()) -> list[Future]:
+    """Queue render -> effects -> stem files (WAV, MIDI) -> read back for each layer, longest
+    first."""
     rate = render.sample_rate
 
     def layer(name: str) -> None:
@@ -176,15 +216,39 @@ def _start_stems(midi: pretty_midi.PrettyMIDI, names: list[str],
                                humanize_velocity=render.humanize_velocity, seed=seed,
                                program=sound.program if sound else None)
         with clock.stage("effects", name):
-            stem = process_stem(raw, sound or LayerSound(program=0), rate, seed, name)
+            sound = sound or LayerSound(program=0)
+            stem = process_stem(raw, sound, rate, seed, name)
+            stem = with_section_effects(raw, stem, sound, rate, seed, name, section_effects)
         del raw  # a stem-sized buffer each: let go of them as soon as they are done
         with clock.stage("export stems", name):
-            write_wav(stem_dir / f"{name}.wav", stem, rate)
+            write_tagged_wav(stem_dir / f"{name}.wav", stem, rate, tags)
             del stem
+            indices = [i for i, _ in layer_instruments(midi, name)]
+            write_bytes(stem_dir / f"{name}.mid", layer_midi_bytes(midi, indices))
             summed.read(stem_dir / f"{name}.wav")
 
     order = sorted(names, key=lambda n: -layer_cost(midi, n, sounds.get(n)))
     return [pool.submit(layer, name) for name in order]
+
+
+def noise_stem_name(layers: Sequence[str]) -> str:
+    """The name of the master bus's noise stem: ``NOISE_STEM`` unless a layer has it."""
+    return NOISE_STEM if NOISE_STEM not in layers else f"{NOISE_STEM}_master"
+
+
+def _noise_stem(master: MasterSound, seed: int, n_samples: int, rate: int, path: Path,
+                tags: SongTags, keep: bool) -> np.ndarray | None:
+    """The ``fx`` stem as read back from ``path``: kept when ``keep`` and it fits, else made and
+    written (None, and no file, when the master bus makes no noise)."""
+    if keep and path.exists():
+        audio, kept_rate = read_audio(path)
+        if kept_rate == rate and audio.shape == (2, n_samples):
+            return audio
+    noise = master_noise(master, seed, (2, n_samples), rate)
+    if noise is None:
+        return None
+    write_tagged_wav(path, noise, rate, tags)
+    return read_audio(path)[0]
 
 
 def _finish(jobs: list[Future]) -> None:
@@ -198,21 +262,34 @@ def _finish(jobs: list[Future]) -> None:
             job.result()
 
 
-def _export(jobs: list[tuple[Callable[..., Path], Path]], audio: np.ndarray, rate: int,
-            clock: _Clock, pool: ThreadPoolExecutor) -> None:
-    """Write the master files in parallel: the MP3 encoder is by far the slowest."""
-    def export(job: tuple[Callable[..., Path], Path]) -> None:
-        with clock.stage("export mix", job[1].name):
-            job[0](job[1], audio, rate)
+def _export(paths: list[Path], audio: np.ndarray, rate: int, ceiling_dbtp: float,
+            clock: _Clock, pool: ThreadPoolExecutor, tags: SongTags) -> float | None:
+    """Write the master files in parallel (the MP3 encoder is by far the slowest, so it starts
+    first); returns the decoded MP3's true peak in dBTP (None without an MP3)."""
+    def export(path: Path) -> float | None:
+        with clock.stage("export mix", path.name):
+            if path.suffix == ".mp3":
+                with atomic_path(path) as temporary:  # tagged before anyone sees it
+                    peak = write_mp3_master(temporary, audio, rate, ceiling_dbtp)
+                    tag_mp3(temporary, tags)
+                return peak
+            if path.suffix == ".wav":
+                write_tagged_wav(path, audio, rate, tags)
+            else:
+                write_flac(path, audio, rate)
+            return None
 
-    list(pool.map(export, sorted(jobs, key=lambda job: job[1].suffix != ".mp3")))
+    peaks = list(pool.map(export, sorted(paths, key=lambda path: path.suffix != ".mp3")))
+    return next((p for p in peaks if p is not None), None)
 
 
 def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound],
                   master: MasterSound, render: RenderSettings, out_dir: Path, *, swing: float,
                   seed: int, formats: Sequence[str] = ("wav", "mp3"),
                   only: set[str] | None = None, progress: bool = True,
-                  stems_done: Callable[[], None] | None = None) -> dict[str, Any]:
+                  stems_done: Callable[[], None] | None = None,
+                  title: str = "", section_effects: Sequence[SectionEffects] = ()
+                  ) -> dict[str, Any]:
     """Render ``midi`` and write stems and master under ``out_dir`` (see the module docstring).
 
     Parameters
@@ -224,6 +301,9 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
     only : layers to re-render; the others' stems are read back from ``out_dir/stems``.
     stems_done : called once every stem is written, before the master: the master and the MP3
         leave a core idle for other work (``lofi generate`` draws its pictures then).
+    title : the title tagged into the WAVs and the MP3 (default ``DEFAULT_TITLE``).
+    section_effects : (start s, end s, layer, effects) of the song's sections that add effects
+        to a layer (:func:`arranger.compose.sections.effect_spans`), e.g. a low-passed intro.
 
     Returns
     -------
@@ -239,38 +319,53 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
     soundfont = find_soundfont(render.soundfont or None)
     n_samples = song_length_samples(midi, rate, swing=swing, humanize_ms=render.humanize_ms,
                                     tail_seconds=render.tail_seconds)
+    tags = song_tags(midi, title or DEFAULT_TITLE)
     stem_dir = out_dir / "stems"
-    mixes = [(_WRITERS[f], out_dir / f"mix.{f}") for f in FORMATS if f in formats]
+    noise_path = stem_dir / f"{noise_stem_name(layers)}.wav"
+    mixes = [out_dir / f"mix.{f}" for f in FORMATS if f in formats]
     threading.Thread(target=_import_filters, daemon=True).start()
     with _Clock(progress, 3 * len(todo) + 1 + len(mixes)) as clock, \
             ThreadPoolExecutor(WORKERS) as pool:
         summed = _StemSum(enabled, rate, n_samples)
         with LoadedSoundfont(soundfont, rate) as loaded:  # closed before the master: memory
             jobs = _start_stems(midi, todo, sounds, render, loaded, stem_dir, clock, pool,
-                                summed, swing=swing, seed=seed, n_samples=n_samples)
+                                summed, swing=swing, seed=seed, n_samples=n_samples, tags=tags,
+                                section_effects=section_effects)
             # The stems kept from an earlier render, and the master's noise, queued behind.
             jobs += [pool.submit(summed.read, stem_dir / f"{name}.wav")
                      for name in enabled if name not in todo]
+            noise = pool.submit(_noise_stem, master, seed, n_samples, rate, noise_path, tags,
+                                keep=only is not None)
             chains = pool.submit(master_chains, master, seed, (2, n_samples), rate)
-            _finish(jobs)
+            _finish([*jobs, noise])
         if stems_done is not None:
             stems_done()
         with clock.stage("master"):
-            silence = np.zeros((2, n_samples), dtype=np.float32)
-            result = (master_measured({"sum": summed.total}, master, rate, seed, chains.result(),
-                                      pool)
-                      if summed.total is not None
-                      else Normalised(silence, -math.inf, -math.inf))
-        _export(mixes, result.audio, rate, clock, pool)
-    return {
-        "soundfont": str(soundfont),
-        "sample_rate": rate,
-        "length_seconds": round(n_samples / rate, 3),
-        "layers": enabled,
-        "rendered": todo,
-        "loudness_lufs": _finite(result.loudness_lufs),
-        "true_peak_dbtp": _finite(result.true_peak_dbtp),
-        "stage_seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
-        "wall_seconds": round(clock.wall_seconds, 3),
-        "files": [str(stem_dir / f"{n}.wav") for n in todo] + [str(p) for _, p in mixes],
-    }
+            result = _master(summed, master, rate, seed, chains, pool, noise.result())
+        mp3_peak = _export(mixes, result.audio, rate, master.true_peak_dbtp, clock, pool, tags)
+    files = [stem_dir / f"{n}.{kind}" for n in todo for kind in ("wav", "mid")]
+    files += [noise_path] * noise_path.exists() + mixes
+    return _report(soundfont, rate, n_samples, enabled, todo, result, mp3_peak, clock, files)
+
+
+def _report(soundfont: Path, rate: int, n_samples: int, enabled: list[str], todo: list[str],
+            result: Normalised, mp3_peak: float | None, clock: _Clock,
+            files: list[Path]) -> dict[str, Any]:
+    return {"soundfont": str(soundfont), "sample_rate": rate,
+            "length_seconds": round(n_samples / rate, 3), "layers": enabled, "rendered": todo,
+            "loudness_lufs": _finite(result.loudness_lufs),
+            "true_peak_dbtp": _finite(result.true_peak_dbtp),
+            "mp3_true_peak_dbtp": _finite(mp3_peak),
+            "stage_seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
+            "wall_seconds": round(clock.wall_seconds, 3), "files": [str(f) for f in files]}
+
+
+def _master(summed: _StemSum, master: MasterSound, rate: int, seed: int,
+            chains: Future, pool: ThreadPoolExecutor, noise: np.ndarray | None) -> Normalised:
+    """The master of the summed stems and the ``fx`` stem; silence, unmeasured, when no layer
+    is enabled."""
+    if summed.total is None:
+        return Normalised(np.zeros((2, summed.n_samples), np.float32), -math.inf, -math.inf)
+    if noise is None:  # the bus makes none: nothing to add (not "make it here")
+        noise = np.zeros((2, summed.n_samples), np.float32)
+    return master_measured(summed.total, master, rate, seed, chains.result(), pool, noise)

@@ -2,7 +2,9 @@
 
 Swing and humanisation are micro-timing applied here, in seconds; the score stays on its grid.
 FluidSynth renders straight into numpy float buffers (``fluid_synth_write_float``): no audio
-driver, ``start()`` is never called.
+driver, ``start()`` is never called. The library is loaded on first use (``fluid()``), not at
+import: a machine without libfluidsynth can still import the package, and gets one line saying
+what to install when it tries to render.
 
 Determinism: each layer is rendered by a fresh synthesizer that borrows the one loaded SoundFont.
 A reused synthesizer carries state from the previous layer (ramps of recycled voices, the
@@ -15,19 +17,24 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import math
-import os
 import re
-from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import fluidsynth
 import numpy as np
 import pretty_midi
 
 from arranger.audio.config import derive_seed
+from arranger.errors import InputError
+
+if TYPE_CHECKING:
+    import fluidsynth
 
 SYNTH_GAIN = 0.8  # FluidSynth's default 0.2 is very quiet; at 0.8 GM stems peak ~-18..-8 dBFS
 FLUID_BLOCK = 64  # FluidSynth renders in blocks of this many samples
@@ -35,38 +42,85 @@ DRUM_CHANNEL, MELODIC_CHANNEL = 9, 0
 DRUM_BANK = 128
 HUMANIZE_CLIP_SIGMAS = 3.0  # timing jitter is clipped so the song length stays predictable
 ON_GRID_TOLERANCE_STEPS = 0.05  # how close to a 16th an onset must be to count as on the grid
+FLUIDSYNTH_PACKAGE = "libfluidsynth3"  # the Debian/Ubuntu package install.sh installs
+LOG_LINES = 8  # distinct FluidSynth warnings shown per process; the rest are dropped
 _SYNTH_SETTINGS = {
     # Effects belong to our chains; the synth's own reverb/chorus would also carry state.
     "synth.reverb.active": 0,
     "synth.chorus.active": 0,
     "synth.dynamic-sample-loading": 0,  # samples stay in memory: the SoundFont is only read
 }
-
-# pyfluidsynth wraps only 16-bit output; float output and SoundFont sharing go through the
-# library it already loaded.
-_lib = ctypes.CDLL(getattr(fluidsynth, "lib", None) or ctypes.util.find_library("fluidsynth"))
-_lib.fluid_synth_write_float.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
-                                         ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
-                                         ctypes.c_int, ctypes.c_int]
-_lib.fluid_synth_get_sfont_by_id.argtypes = [ctypes.c_void_p, ctypes.c_int]
-_lib.fluid_synth_get_sfont_by_id.restype = ctypes.c_void_p
-_lib.fluid_synth_add_sfont.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-_lib.fluid_synth_remove_sfont.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-_lib.fluid_default_log_function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p]
+_FLUID_ERR, _FLUID_WARN = 1, 2
 _LogFunction = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
-_FLUID_WARN = 2
 
 
-@_LogFunction
-def _filter_log(level: int, message: bytes, data: ctypes.c_void_p) -> None:
-    """Drop the warnings a synthesizer prints when its borrowed SoundFont is detached."""
-    if not message.startswith(b"No preset found"):
-        _lib.fluid_default_log_function(level, message, None)
+@dataclass(frozen=True)
+class Fluid:
+    """pyfluidsynth and the C library it loaded (for what pyfluidsynth does not wrap)."""
+
+    module: ModuleType
+    lib: ctypes.CDLL
 
 
-# Process-wide, but it only silences that one message; other warnings still reach stderr.
-_lib.fluid_set_log_function.argtypes = [ctypes.c_int, _LogFunction, ctypes.c_void_p]
-_lib.fluid_set_log_function(_FLUID_WARN, _filter_log, None)
+@functools.cache
+def fluid() -> Fluid:
+    """Load FluidSynth on first use; a missing library is one line naming the package.
+
+    Raises
+    ------
+    FileNotFoundError
+        If pyfluidsynth cannot find libfluidsynth (or is not installed itself).
+    """
+    try:
+        import fluidsynth
+    except (ImportError, OSError) as e:
+        raise FileNotFoundError(
+            f"FluidSynth is not installed ({e}): install it (Debian/Ubuntu: sudo apt-get install "
+            f"--no-install-recommends {FLUIDSYNTH_PACKAGE}, or run ./install.sh)") from None
+    lib = ctypes.CDLL(getattr(fluidsynth, "lib", None) or ctypes.util.find_library("fluidsynth"))
+    _declare(lib)
+    _LogFilter.install(lib)
+    return Fluid(fluidsynth, lib)
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    """C signatures of the calls made directly: float output and SoundFont sharing."""
+    lib.fluid_synth_write_float.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                                            ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                                            ctypes.c_int, ctypes.c_int]
+    lib.fluid_synth_get_sfont_by_id.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.fluid_synth_get_sfont_by_id.restype = ctypes.c_void_p
+    lib.fluid_synth_add_sfont.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.fluid_synth_remove_sfont.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.fluid_set_log_function.argtypes = [ctypes.c_int, _LogFunction, ctypes.c_void_p]
+
+
+class _LogFilter:
+    """FluidSynth's warnings and errors, each distinct line shown once and at most
+    ``LOG_LINES`` of them: an overloaded synth repeats one line millions of times."""
+
+    seen: set[bytes] = set()
+    dropped = 0
+    lock = threading.Lock()
+
+    @staticmethod
+    @_LogFunction
+    def callback(level: int, message: bytes, data: ctypes.c_void_p) -> None:
+        # A synthesizer whose borrowed SoundFont is detached says "No preset found": expected.
+        if message is None or message.startswith(b"No preset found"):
+            return
+        with _LogFilter.lock:
+            if message in _LogFilter.seen or len(_LogFilter.seen) >= LOG_LINES:
+                _LogFilter.dropped += 1
+                return
+            _LogFilter.seen.add(message)
+        kind = "error" if level <= _FLUID_ERR else "warning"
+        sys.stderr.write(f"fluidsynth: {kind}: {message.decode(errors='replace')}\n")
+
+    @classmethod
+    def install(cls, lib: ctypes.CDLL) -> None:
+        for level in (_FLUID_ERR, _FLUID_WARN):
+            lib.fluid_set_log_function(level, cls.callback, None)
 
 
 @dataclass(frozen=True)
@@ -167,14 +221,14 @@ class LoadedSoundfont:
         if sfid == -1:
             self._owner.delete()
             raise ValueError(f"FluidSynth could not load the SoundFont {self.path}")
-        self._sfont = _lib.fluid_synth_get_sfont_by_id(self._owner.synth, sfid)
+        self._sfont = fluid().lib.fluid_synth_get_sfont_by_id(self._owner.synth, sfid)
 
     def attach(self, synth: fluidsynth.Synth) -> int:
         """Add the SoundFont to ``synth`` (not owned by it); returns its id there."""
-        return _lib.fluid_synth_add_sfont(synth.synth, self._sfont)
+        return fluid().lib.fluid_synth_add_sfont(synth.synth, self._sfont)
 
     def detach(self, synth: fluidsynth.Synth) -> None:
-        _lib.fluid_synth_remove_sfont(synth.synth, self._sfont)
+        fluid().lib.fluid_synth_remove_sfont(synth.synth, self._sfont)
 
     def close(self) -> None:
         self._owner.delete()
@@ -188,8 +242,8 @@ class LoadedSoundfont:
 
 def new_synth(sample_rate: int) -> fluidsynth.Synth:
     """A FluidSynth synthesizer for offline rendering (16 channels, no effects, fixed gain)."""
-    return fluidsynth.Synth(gain=SYNTH_GAIN, samplerate=float(sample_rate), channels=16,
-                            **_SYNTH_SETTINGS)
+    return fluid().module.Synth(gain=SYNTH_GAIN, samplerate=float(sample_rate), channels=16,
+                                **_SYNTH_SETTINGS)
 
 
 def _select_program(synth: fluidsynth.Synth, sfid: int, is_drum: bool, program: int) -> int:
@@ -234,7 +288,8 @@ def _write(synth: fluidsynth.Synth, out: np.ndarray, start: int, stop: int) -> N
     """Render samples ``start..stop`` of ``out`` (2, n) in place."""
     if stop > start:
         left, right = out[0].ctypes.data, out[1].ctypes.data
-        _lib.fluid_synth_write_float(synth.synth, stop - start, left, start, 1, right, start, 1)
+        fluid().lib.fluid_synth_write_float(synth.synth, stop - start, left, start, 1, right,
+                                            start, 1)
 
 
 def render_instrument(soundfont: LoadedSoundfont, instrument: pretty_midi.Instrument,
@@ -292,54 +347,6 @@ def render_layer(soundfont: LoadedSoundfont, midi: pretty_midi.PrettyMIDI, name:
 
 
 def check_swing(swing: float) -> None:
+    """Refuse a swing outside 0..0.75 of a 16th (``InputError`` naming ``swing``)."""
     if not 0.0 <= swing <= 0.75:
-        raise ValueError(f"swing = {swing!r}: expected a fraction of a 16th in 0..0.75")
-
-
-def render_layers(midi: pretty_midi.PrettyMIDI, soundfont: Path, *, swing: float = 0.0,
-                  humanize_ms: float = 6.0, humanize_velocity: int = 6, seed: int = 0,
-                  sample_rate: int = 44100, tail_seconds: float = 2.0, progress: bool = False,
-                  only: set[str] | None = None, programs: Mapping[str, int] | None = None,
-                  workers: int | None = None) -> dict[str, np.ndarray]:
-    """Render every instrument (or those named in ``only``) to its own stem.
-
-    Parameters
-    ----------
-    midi : the song on a straight 16th grid; instruments named by layer ("chords", "drums", ...).
-    soundfont : .sf2/.sf3 file, loaded once for the whole call.
-    swing : delay of odd 16ths, as a fraction 0..0.75 of a 16th.
-    humanize_ms, humanize_velocity : standard deviations of the seeded timing/velocity jitter.
-    seed : base seed; each layer draws from ``derive_seed(seed, layer)``.
-    only : layer names to render; the length still comes from every instrument.
-    programs : layer -> GM program overriding the instrument's (melodic layers only).
-    workers : threads rendering layers in parallel (default: up to 2); results do not depend on it.
-
-    Returns
-    -------
-    dict layer -> (2, n_samples) float32 stems, all of one length (last note + tail, whole
-    64-sample blocks). Instruments sharing a name are summed into one stem.
-    """
-    check_swing(swing)
-    n_samples = song_length_samples(midi, sample_rate, swing=swing, humanize_ms=humanize_ms,
-                                    tail_seconds=tail_seconds)
-    names = [n for n in layer_names(midi) if only is None or n in only]
-    programs = programs or {}
-
-    def one(name: str) -> np.ndarray:
-        return render_layer(loaded, midi, name, n_samples, swing=swing, humanize_ms=humanize_ms,
-                            humanize_velocity=humanize_velocity, seed=seed,
-                            program=programs.get(name))
-
-    workers = workers or min(2, os.cpu_count() or 1)
-    with LoadedSoundfont(soundfont, sample_rate) as loaded, ThreadPoolExecutor(workers) as pool:
-        stems = _track(pool.map(one, names), len(names), "render", progress)
-    return dict(zip(names, stems, strict=True))
-
-
-def _track(items: Iterable, total: int, label: str, progress: bool) -> list:
-    """Collect ``items``, showing a rich progress bar when ``progress`` is set."""
-    if not progress:
-        return list(items)
-    from rich.progress import track
-
-    return list(track(items, total=total, description=label, transient=True))
+        raise InputError("swing", swing, "a fraction of a 16th in 0..0.75")

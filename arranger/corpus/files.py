@@ -87,7 +87,7 @@ def _read_blob(name: str, load: Callable[[], bytes], source: str, dataset: str,
         if not is_chord_chart(text):
             raise SkipSong("unsupported: a text file that is not a chord chart")
         return read_chord_chart(text, source, dataset)
-    raise SkipSong(f"unsupported: file type {suffix or name!r}")
+    raise SkipSong(unsupported_reason(name))
 
 
 @functools.lru_cache(maxsize=16)
@@ -114,6 +114,8 @@ def _check_gmd_info(path: Path) -> None:
 def _read_archive(path: Path) -> list[Song]:
     songs: list[Song] = []
     for task in _archive_tasks(path):
+        if task.skip:
+            continue
         with contextlib.suppress(SkipSong):
             songs += _read_member(path, task.member)
     if not songs:
@@ -152,12 +154,15 @@ class Task:
 
     path: str
     member: str = ""
+    skip: str = ""  # set for a file that discovery already knows no reader takes
 
     @property
     def source(self) -> str:
         return f"{self.path}:{self.member.rstrip('/')}" if self.member else self.path
 
     def read(self) -> list[Song]:
+        if self.skip:
+            raise SkipSong(self.skip)
         if self.member:
             return guarded(lambda: _read_member(Path(self.path), self.member))
         return read_file(self.path)
@@ -168,8 +173,9 @@ def discover(paths: Sequence[Path | str]) -> list[Task]:
 
     A folder holding ``beat_midi.txt``, ``chord_midi.txt`` and a MIDI file is one POP909 song.
     Other files count by suffix (.mid/.midi/.kar/.smf, .mxl/.musicxml, .zip, and .txt when it is
-    a chord chart); anything else is ignored. A path that does not exist becomes a task that is
-    skipped with its reason.
+    a chord chart); any other file (e.g. Humdrum ``.krn``) becomes a task with ``skip`` set, so
+    it is counted and named in the skip report without being read. Hidden files are left out.
+    A path that does not exist becomes a task that is skipped with its reason.
     """
     tasks: list[Task] = []
     for root in map(Path, paths):
@@ -200,7 +206,19 @@ def _walk(root: Path) -> list[Task]:
                 tasks.append(Task(path))
             elif low.endswith(".zip"):
                 tasks += _archive_tasks(Path(path), lenient=True)
+            else:
+                tasks.append(Task(path, skip=unsupported_reason(name)))
     return tasks
+
+
+def unsupported_reason(name: str) -> str:
+    """The skip reason of a file no reader takes (its category names the suffix)."""
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix == ".txt":
+        return "unsupported: a text file that is not a chord chart"
+    kind = f"file type {suffix}" if suffix else "file without a suffix"
+    return (f"unsupported {kind}: lofi reads MIDI, MusicXML, chord-chart .txt, POP909 song "
+            "folders and .zip archives of those")
 
 
 def _is_chart_head(data: bytes) -> bool:
@@ -236,4 +254,6 @@ def _archive_tasks(path: Path, lenient: bool = False) -> list[Task]:
             continue
         if name.lower().endswith(MIDI_SUFFIXES + XML_SUFFIXES) or name in charts:
             tasks.append(Task(str(path), name))
+        else:
+            tasks.append(Task(str(path), name, skip=unsupported_reason(name)))
     return tasks

@@ -24,8 +24,9 @@ from arranger.corpus import pool
 from arranger.corpus.cache import Cache, decode_results, default_cache_dir, task_key
 from arranger.corpus.files import Task, discover
 from arranger.corpus.piece import Result, Song
+from arranger.score import LAYERS
 
-LAYER_NAMES = ("chords", "melody", "bass", "drums")
+LAYER_NAMES = LAYERS  # the order corpus summaries count layers in
 
 @dataclass
 class CorpusReport:
@@ -46,17 +47,30 @@ class CorpusReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        """Multi-line human summary: kept songs (by dataset and layer), skipped by reason."""
-        lines = [f"kept {self.kept} files -> {self.songs} songs "
-                 f"({self.from_cache} files from cache, {self.seconds:.1f} s)"]
+        """Multi-line human summary: files read, kept and skipped; what a song is; per layer."""
+        skipped = sum(self.skipped.values())
+        lines = [f"read {self.kept + skipped} files ({self.from_cache} from cache, "
+                 f"{self.seconds:.1f} s): kept {self.kept} files -> {self.songs} songs, "
+                 f"skipped {skipped} files",
+                 "  a song is a run of 4/4 bars in one key: a file gives one per such run "
+                 "(other meters and key changes split it)"]
         if self.datasets:
-            lines.append("  datasets: " + ", ".join(
+            lines.append("  songs per dataset: " + ", ".join(
                 f"{name or 'other'} {n}" for name, n in sorted(self.datasets.items())))
-        lines.append("  layers: " + ", ".join(f"{k} {self.layers.get(k, 0)}" for k in LAYER_NAMES))
-        lines.append(f"skipped {sum(self.skipped.values())} files")
+        lines.append("  songs holding each layer: " + ", ".join(
+            f"{k} {self.layers.get(k, 0)}" for k in LAYER_NAMES)
+                     + " (each layer model trains on the songs holding its layer)")
+        if skipped:
+            lines.append(f"skipped {skipped} files, by reason:")
         for reason, n in sorted(self.skipped.items(), key=lambda kv: (-kv[1], kv[0])):
             lines.append(f"  {n:6d}  {reason}")
         return "\n".join(lines)
+
+    def skip_report(self) -> str:
+        """Tab-separated ``path<TAB>reason`` of every skipped file, a header line first."""
+        rows = ["path\treason"]
+        rows += [f"{_one_line(src)}\t{_one_line(why)}" for src, why in self.examples]
+        return "\n".join(rows) + "\n"
 
     def add(self, source: str, result: Result) -> None:
         if isinstance(result, str):
@@ -70,6 +84,10 @@ class CorpusReport:
             self.datasets[song.dataset] = self.datasets.get(song.dataset, 0) + 1
             for layer in song.layers:
                 self.layers[layer] = self.layers.get(layer, 0) + 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split("\t")).replace("\n", " ")
 
 
 # --- the public entry point -------------------------------------------------------------------
@@ -110,8 +128,9 @@ def load_corpus(paths: Sequence[Path | str], *, workers: int | None = None,
     cache = Cache(cache_dir if cache_dir is not None else default_cache_dir())
     bundle = cache.bundle_path(paths, max_files)
     meta, known = decode_results(bundle, sources)
-    results: list[Result | None] = [known.get(k) for k in keys]
-    from_cache = sum(r is not None for r in results)
+    results: list[Result | None] = [t.skip or known.get(k) for t, k in zip(tasks, keys,
+                                                                             strict=True)]
+    from_cache = sum(r is not None and not t.skip for t, r in zip(tasks, results, strict=True))
     if meta.get("signature") != signature:
         from_cache += _load_entries(cache, keys, sources, results)
         _read_missing(tasks, keys, results, cache, workers or os.cpu_count() or 1, progress)

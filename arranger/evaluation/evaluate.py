@@ -49,8 +49,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from arranger.compose.coordinator import MODEL_LAYERS, Models, Plan, compose
-from arranger.evaluation.markov import markov_models
+from arranger.compose.coordinator import Models, compose
+from arranger.compose.plan import Plan
 from arranger.evaluation.metrics import (
     METRICS,
     all_metrics,
@@ -58,9 +58,10 @@ from arranger.evaluation.metrics import (
     overlapping_area,
     tonal_distance,
 )
+from arranger.evaluation.present import absent_bits, baseline_models, present_splits
 from arranger.evaluation.report import fmt, format_table  # noqa: F401  (part of the eval API)
 from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, Chord, Score
-from arranger.settings import Sampling
+from arranger.settings import Sampling, SongSettings
 from arranger.training.layer_data import (
     Windows,
     is_validation,
@@ -68,9 +69,9 @@ from arranger.training.layer_data import (
     song_sequence,
     unigram_bits,
 )
-from arranger.training.train import LAYER_MODULES, LayerSplit, TrainConfig, evaluate_bits
-from tracks import drums as drum_track
+from arranger.training.train import LayerSplit, TrainConfig, evaluate_bits
 from tracks import melody as melody_track
+from tracks.layers import MODEL_LAYERS, layer_spec
 
 Say = Callable[[str], None]
 
@@ -158,10 +159,11 @@ def evaluate_songs(songs: Sequence, train_songs: Sequence, models: Models, *, n:
         raise ValueError(f"no held-out song in the corpus (val_fraction {fraction:g}): "
                          "give more songs or a larger val_fraction")
     say(f"{len(real)} held-out songs; Markov baselines count {len(train)} training songs")
-    splits = {layer: layer_split(layer, train, real, models) for layer in MODEL_LAYERS}
-    markov = markov_models(splits)
+    splits = present_splits(train, real, models, layer_split)
+    markov = baseline_models(splits, models)
     bits = {layer: _bits(splits[layer], getattr(models, layer).model,
-                         getattr(markov, layer).model) for layer in MODEL_LAYERS}
+                         getattr(markov, layer).model) if layer in splits else absent_bits(layer)
+            for layer in MODEL_LAYERS}
     say("bits/step: " + ", ".join(f"{k} {fmt(v['lstm'])} vs {fmt(v['markov'])}"
                                   for k, v in bits.items()))
     generated = {name: generate_songs(m, real, n=n, bars=bars, seed=seed)
@@ -173,13 +175,14 @@ def evaluate_songs(songs: Sequence, train_songs: Sequence, models: Models, *, n:
     with_harmony = [sc for sc, layers in real_cut if {"melody", "chords"} <= layers]
     conditioning = {"real": conditioning_check(with_harmony, seed)}
     conditioning |= {k: conditioning_check(v, seed) for k, v in generated.items()}
-    conditioning["melody_bits"] = _shuffled_bits(real, models, markov, splits["melody"], seed)
+    conditioning["melody_bits"] = _shuffled_bits(real, models, markov, splits.get("melody"),
+                                                 seed)
     say(f"metrics done in {time.monotonic() - started:.0f} s")
     return _jsonable({
         "config": {"n": n, "seed": seed, "bars": bars, "val_fraction": fraction,
                    "markov": {k: {"contexts": getattr(markov, k).card["contexts"],
                                   "unseen_weight": getattr(markov, k).card["unseen_weight"]}
-                              for k in MODEL_LAYERS}},
+                              for k in splits}},
         "data": _data_summary(real, train, splits),
         "metrics": summarise_metrics(values),
         "bits_per_step": bits,
@@ -200,21 +203,21 @@ def _seq_len(weights) -> int:
 
 def layer_windows(layer: str, songs: Sequence, vocab: list, seq_len: int) -> Windows | None:
     """Windows of every song holding ``layer``, encoded with the model's vocabulary (or None)."""
-    drum_vocab = drum_track.DrumVocab.from_list(vocab) if layer == "drums" else None
-    seqs = [song_sequence(layer, s.score, frozenset(s.layers), drum_vocab)
+    codec = layer_spec(layer).codec(vocab)
+    seqs = [song_sequence(layer, s.score, frozenset(s.layers), codec)
             for s in songs if layer in s.layers]
-    return make_windows(seqs, seq_len, LAYER_MODULES[layer].MULTI_HOT) if seqs else None
+    return make_windows(seqs, seq_len, layer_spec(layer).multi_hot) if seqs else None
 
 
 def layer_split(layer: str, train: Sequence, real: Sequence, models: Models) -> LayerSplit:
     """Training and held-out windows of ``layer`` in the LSTM's vocabulary and window length."""
     weights = getattr(models, layer)
-    vocab = list(weights.vocab) or list(LAYER_MODULES[layer].VOCAB)
+    vocab = list(weights.vocab) or layer_spec(layer).vocab_of(None)
     seq_len = _seq_len(weights)
     train_w = layer_windows(layer, train, vocab, seq_len)
     if train_w is None:
         raise ValueError(f"no training song holds a {layer} layer to count its Markov baseline "
-                         "from: pass train_paths with such songs")
+                         "from: pass --train-paths with such songs")
     datasets = Counter(getattr(s, "dataset", "") or "user" for s in real if layer in s.layers)
     return LayerSplit(train_w, layer_windows(layer, real, vocab, seq_len), vocab,
                       weights.model.config, dict(datasets))
@@ -274,7 +277,7 @@ def _bits(split: LayerSplit, lstm, markov) -> dict:
                   "lstm_better": bool(gain > 0)}
 
 
-def _shuffled_bits(real: Sequence, models: Models, markov: Models, split: LayerSplit,
+def _shuffled_bits(real: Sequence, models: Models, markov: Models, split: LayerSplit | None,
                    seed: int, max_songs: int = 64) -> dict:
     """Melody bits/step of both models on held-out songs with true vs deranged chords.
 
@@ -282,7 +285,7 @@ def _shuffled_bits(real: Sequence, models: Models, markov: Models, split: LayerS
     ``seed``): a diagnostic, kept quick.
     """
     songs = [s for s in real if {"melody", "chords"} <= set(s.layers)]
-    if len(songs) < 2:
+    if len(songs) < 2 or split is None:
         return {"songs": len(songs)} | {name: {"true": None, "shuffled": None}
                                         for name in ("lstm", "markov")}
     rng = np.random.default_rng(seed)
@@ -302,9 +305,9 @@ def _shuffled_bits(real: Sequence, models: Models, markov: Models, split: LayerS
 def generation_plan(bars: int) -> Plan:
     """Unconstrained plan: plain sampling, the melody model's whole range, no loop or ending."""
     plain = Sampling(temperature=1.0, top_p=1.0)
-    return Plan(bars=bars, loop_bars=0, ending=False, melody_low=melody_track.LOW,
-                melody_high=melody_track.HIGH - 1,
-                sampling={layer: plain for layer in MODEL_LAYERS})
+    song = SongSettings(bars=bars, loop_bars=0, ending=False, drum_loop_bars=0,
+                        melody_gap_bars=0.0, melody_range=(melody_track.LOW, melody_track.HIGH - 1))
+    return Plan(song, sampling={layer: plain for layer in MODEL_LAYERS})
 
 
 def generate_songs(models: Models, real: Sequence, *, n: int, bars: int, seed: int

@@ -49,6 +49,7 @@ from torch import nn
 
 from arranger.training.layer_data import IGNORE
 from tracks.common import BOS
+from tracks.layers import MODEL_LAYERS
 from tracks.model import LayerWeights
 
 CONTEXTS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -289,4 +290,4 @@ def markov_models(splits: Mapping[str, object], min_count: int = 2):
     from arranger.compose.coordinator import Models
 
     return Models(**{layer: markov_weights(splits[layer], min_count)
-                     for layer in ("chords", "melody", "drums")})
+                     for layer in MODEL_LAYERS})

@@ -65,3 +65,48 @@ def format_table(result: dict) -> str:
                   f"{SET_NAMES[k]} {fmt(bits[k]['true'])} / {fmt(bits[k]['shuffled'])}"
                   for k in ("lstm", "markov"))]
     return "\n".join(lines)
+
+
+# --- per-preset musical checks (arranger.evaluation.preset_checks) -----------------------------
+
+DRUM_COLUMNS = ("backbeat", "kick_on_1", "groove", "time_keeping")
+HIT_CLASSES = ("kick", "snare", "closed_hat", "ride")
+
+
+def format_pass_table(result: dict) -> list[str]:
+    """Share of songs passing each check (and all), one row per preset."""
+    presets = result["presets"]
+    checks = list(next(iter(presets.values()))["pass"])
+    cfg = result["config"]
+    lines = [f"Musical checks: share of {cfg['n']} songs of {cfg['bars']} bars per preset "
+             f"passing (seed {cfg['seed']})"]
+    rows = [[name, *(fmt(p["pass"][c], 2) for c in checks)] for name, p in presets.items()]
+    return lines + _grid(["preset", *checks], rows)
+
+
+def format_drum_table(rows: dict[str, dict]) -> list[str]:
+    """Drum statistics per row (a preset or a corpus style): shares of bars, hits per bar and
+    mean velocity per class."""
+    header = ["drums", "bars", *DRUM_COLUMNS, *(f"{c}/bar" for c in HIT_CLASSES),
+              *(f"vel {c}" for c in HIT_CLASSES)]
+    table = [[name, str(d["bars"]), *(fmt(d[c], 2) for c in DRUM_COLUMNS),
+              *(fmt(d["hits_per_bar"][c], 1) for c in HIT_CLASSES),
+              *(fmt(d["velocity"][c], 0) for c in HIT_CLASSES)]
+             for name, d in rows.items() if d.get("bars")]
+    return _grid(header, table)
+
+
+def format_presets(result: dict, corpus: dict[str, dict] | None = None) -> str:
+    """The pass table, drum statistics (beside ``corpus`` rows, e.g. Groove MIDI styles) and
+    the share of identical drum steps between presets at the same seed."""
+    drums = {name: p["drums"] for name, p in result["presets"].items()}
+    drums |= {f"corpus {k}": v for k, v in (corpus or {}).items()}
+    lines = format_pass_table(result) + ["", "Drum statistics per bar (shares of bars, hits "
+                                             "per bar, mean MIDI velocity)"]
+    lines += format_drum_table(drums)
+    same = result["same_drums"]
+    if same:
+        lines += ["", "Same seed, different presets: share of identical drum steps "
+                      "(1 = the same drums)"]
+        lines += _grid(["presets", "identical"], [[k, fmt(v, 2)] for k, v in same.items()])
+    return "\n".join(lines)

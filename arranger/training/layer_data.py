@@ -9,15 +9,14 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from arranger.score import Score
-from tracks import chords as chord_track
-from tracks import drums as drum_track
-from tracks import melody as melody_track
-from tracks.common import BOS, Context
+from tracks.common import BOS
+from tracks.layers import layer_spec
 
 IGNORE = -100  # target value of padding, skipped by the loss
 
@@ -44,22 +43,10 @@ class Windows:
                      for t in (self.prev, self.cond, self.multi, self.target))
 
 
-def song_sequence(layer: str, score: Score, layers: frozenset[str],
-                  drum_vocab: drum_track.DrumVocab | None = None):
-    """(tokens [T], cond [T, C], multi [T, M] or None) of one song for ``layer``."""
-    ctx = Context.from_score(score, layers)
-    if layer == "chords":
-        tokens = chord_track.encode(score)
-        cond, multi = chord_track.conditions(ctx, 0, len(tokens))
-    elif layer == "melody":
-        tokens = melody_track.encode(score)
-        cond, multi = melody_track.conditions(ctx, 0, len(tokens))
-    elif layer == "drums":
-        tokens = drum_track.encode(score, drum_vocab)
-        cond, multi = drum_track.conditions(ctx, 0, len(tokens))
-    else:
-        raise ValueError(f"no model for layer {layer!r}")
-    return tokens, cond[0], None if multi is None else multi[0]
+def song_sequence(layer: str, score: Score, layers: frozenset[str], codec: Any = None):
+    """(tokens [T], cond [T, C], multi [T, M] or None) of one song for ``layer``; ``codec``:
+    the layer's learnt vocabulary (``LayerSpec.codec``), if it has one."""
+    return layer_spec(layer).sequence(score, frozenset(layers), codec)
 
 
 def make_windows(sequences: Sequence[tuple], length: int, multi_width: int) -> Windows:

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from arranger.atomic import atomic_path
+from arranger.training import distributed
+from arranger.training.distributed import SOLO, World
 from arranger.training.layer_data import (
     IGNORE,
     Windows,
@@ -27,14 +29,11 @@ from arranger.training.layer_data import (
     song_sequence,
     unigram_bits,
 )
-from tracks import chords as chord_track
-from tracks import drums as drum_track
-from tracks import melody as melody_track
+from tracks.layers import layer_spec
 from tracks.model import ConditionedLSTM, LayerWeights, ModelConfig, save_weights
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop,
               "adamax": torch.optim.Adamax}
-LAYER_MODULES = {"chords": chord_track, "melody": melody_track, "drums": drum_track}
 
 
 @dataclass(frozen=True)
@@ -89,26 +88,26 @@ def prepare_layer(songs: Sequence, layer: str, cfg: TrainConfig,
 
     With ``init`` (weights to fine-tune) its vocabulary and architecture are kept.
     """
-    mod = LAYER_MODULES[layer]
+    spec = layer_spec(layer)
     holding = [s for s in songs if layer in s.layers]
     if not holding:
         raise ValueError(f"no song in the corpus holds a {layer} layer")
-    drum_vocab = None
-    if layer == "drums" and init is not None:
-        drum_vocab = drum_track.DrumVocab.from_list(init.vocab)
-    elif layer == "drums":
+    codec = None  # a learnt vocabulary: the fine-tuned model's, else the training songs'
+    if init is not None:
+        codec = spec.codec(init.vocab)
+    elif spec.learn_codec is not None:
         train_scores = [s.score for s in holding if not is_validation(s.source, cfg.val_fraction)]
-        drum_vocab = drum_track.build_vocab(train_scores, min_count=max(cfg.min_count, 1))
-    vocab = drum_vocab.to_list() if drum_vocab else list(mod.VOCAB)
+        codec = spec.learn_codec(train_scores, max(cfg.min_count, 1))
+    vocab = spec.vocab_of(codec)
     seqs = {True: [], False: []}
     for s in holding:
         seqs[is_validation(s.source, cfg.val_fraction)].append(
-            song_sequence(layer, s.score, s.layers, drum_vocab))
+            song_sequence(layer, s.score, s.layers, codec))
     if not seqs[True]:  # tiny corpora: hold out the last song anyway
         seqs[True].append(seqs[False].pop())
-    multi = mod.MULTI_HOT
+    multi = spec.multi_hot
     config = init.model.config if init is not None else ModelConfig(
-        layer, len(vocab), tuple(mod.COND_SIZES), multi, cfg.embed_dim, 16, cfg.hidden,
+        layer, len(vocab), spec.cond_sizes, multi, cfg.embed_dim, 16, cfg.hidden,
         cfg.num_layers, cfg.dropout)
     datasets = Counter(getattr(s, "dataset", "") or "user" for s in holding)
     return LayerSplit(make_windows(seqs[False], cfg.seq_len, multi),
@@ -117,19 +116,23 @@ def prepare_layer(songs: Sequence, layer: str, cfg: TrainConfig,
 
 @torch.no_grad()
 def evaluate_bits(model: ConditionedLSTM, data: Windows, device: torch.device,
-                  batch_size: int = 256) -> float:
-    """Mean bits per (non-padding) token of ``model`` on ``data``."""
+                  batch_size: int = 256, world: World = SOLO) -> float:
+    """Mean bits per (non-padding) token of ``model`` on ``data``.
+
+    With several workers each scores every ``world.size``-th window and the sums are combined,
+    so every worker gets the same figure.
+    """
     model.eval()
     total, count = 0.0, 0
-    for i in range(0, len(data), batch_size):
-        prev, cond, multi, target = data.batch(torch.arange(i, min(i + batch_size, len(data))),
-                                               device)
+    for idx in torch.arange(world.rank, len(data), world.size).split(batch_size):
+        prev, cond, multi, target = data.batch(idx, device)
         with _autocast(device):
             logits, _ = model(prev, cond, multi if multi.shape[-1] else None)
         loss = nn.functional.cross_entropy(logits.float().flatten(0, 1), target.flatten(),
                                            ignore_index=IGNORE, reduction="sum")
         total += float(loss)
         count += int((target != IGNORE).sum())
+    total, count = distributed.all_sum([total, count], world, device)
     return total / max(count, 1) / math.log(2)
 
 
@@ -140,60 +143,82 @@ def _autocast(device: torch.device):
 ProgressFn = Callable[[str, int, int, dict], None]
 
 
+def per_rank_batch(cfg: TrainConfig, world: World) -> int:
+    """Windows per worker and step: ``batch_size`` is the global batch, split over the workers
+    (so N workers take the same optimiser steps as one)."""
+    return max(1, math.ceil(cfg.batch_size / world.size))
+
+
 def train_layer(split: LayerSplit, cfg: TrainConfig, out_dir: Path, device: torch.device, *,
                 resume: bool = False, progress: ProgressFn | None = None,
-                init: LayerWeights | None = None, extra: dict | None = None) -> dict:
+                init: LayerWeights | None = None, extra: dict | None = None,
+                world: World = SOLO) -> dict:
     """Train one layer; returns its model card (also stored in the exported weights).
 
     ``init``: weights to start from (fine-tuning), e.g. a model trained on a larger corpus.
     ``extra``: more facts for the model card (e.g. how the songs were selected).
+    ``world``: this worker's place among several (DistributedDataParallel); only rank 0 writes.
     """
-    layer = split.config.layer
-    if device.type == "cpu":
-        # Set explicitly: left at its default, this torch build trains ~5-10x slower here.
-        torch.set_num_threads(cfg.threads or len(os.sched_getaffinity(0)))
+    _set_threads(cfg, device, world)
     torch.manual_seed(cfg.seed)
     model = ConditionedLSTM(split.config)
     if init is not None:
         model.load_state_dict(init.model.state_dict())
     model = model.to(device)
     opt = _optimizer(model, cfg)
-    ckpt_path = out_dir / f"{layer}.ckpt.pt"
+    ckpt_path = out_dir / f"{layer_of(split)}.ckpt.pt"
     state = {"epoch": 0, "best": float("inf"), "bad": 0, "history": []}
     if resume and ckpt_path.exists():
         state = _load_checkpoint(ckpt_path, model, opt, split)
-    counts = torch.bincount(split.train.target[split.train.target != IGNORE],
-                            minlength=split.config.vocab_size)
-    allowed = torch.nonzero(counts >= cfg.min_count).flatten().tolist()
-    card = _card(split, cfg, allowed, device) | (extra or {})
+    card = _card(split, cfg, device, world) | (extra or {})
     if init is not None:
         card["fine_tuned_from"] = {k: init.card.get(k) for k in
                                    ("datasets", "epochs", "val_bits_per_step", "train_tokens")}
-    started = time.monotonic()
-    gen = torch.Generator().manual_seed(cfg.seed + state["epoch"])
+    net = distributed.wrap(model, world, device)
     try:
-        while state["epoch"] < cfg.epochs and state["bad"] < cfg.patience:
-            rate = _run_epoch(model, opt, split.train, cfg, device, gen, progress, state["epoch"])
-            val = evaluate_bits(model, split.val, device)
-            state["epoch"] += 1
-            state["history"].append({"epoch": state["epoch"], "val_bits": round(val, 4),
-                                     "tokens_per_s": round(rate)})
-            improved = val < state["best"] - 1e-4
-            state["bad"] = 0 if improved else state["bad"] + 1
-            state["best"] = min(val, state["best"])
-            card |= {"epochs": state["epoch"], "val_bits_per_step": round(state["best"], 4),
-                     "history": state["history"], "train_tokens_per_s": round(rate)}
-            if improved:
-                save_weights(out_dir / f"{layer}.safetensors", _export(model, split, card))
-            _save_checkpoint(ckpt_path, model, opt, state, split)
-            if progress:
-                progress(layer, state["epoch"], cfg.epochs, {"val_bits": val, "tok/s": rate})
-            if cfg.max_minutes and time.monotonic() - started > cfg.max_minutes * 60:
-                break
+        _epochs(net, model, opt, split, cfg, device, world, state, card, out_dir, progress)
     except KeyboardInterrupt:
-        _save_checkpoint(ckpt_path, model, opt, state, split)
+        if world.main:
+            _save_checkpoint(ckpt_path, model, opt, state, split)
         raise
     return card
+
+
+def layer_of(split: LayerSplit) -> str:
+    return split.config.layer
+
+
+def _set_threads(cfg: TrainConfig, device: torch.device, world: World) -> None:
+    if device.type == "cpu":
+        # Set explicitly: left at its default, this torch build trains ~5-10x slower here.
+        # The workers of one node share its cores.
+        cores = len(os.sched_getaffinity(0))
+        torch.set_num_threads(cfg.threads or max(1, cores // world.local_size))
+
+
+def _epochs(net, model, opt, split, cfg, device, world, state, card, out_dir, progress) -> None:
+    """The epoch loop: train, score, export the best, checkpoint; every worker stops together."""
+    layer, started = layer_of(split), time.monotonic()
+    while state["epoch"] < cfg.epochs and state["bad"] < cfg.patience:
+        rate = _run_epoch(net, opt, split.train, cfg, device, progress, state["epoch"], world)
+        val = evaluate_bits(model, split.val, device, world=world)
+        state["epoch"] += 1
+        state["history"].append({"epoch": state["epoch"], "val_bits": round(val, 4),
+                                 "tokens_per_s": round(rate)})
+        improved = val < state["best"] - 1e-4
+        state["bad"] = 0 if improved else state["bad"] + 1
+        state["best"] = min(val, state["best"])
+        card |= {"epochs": state["epoch"], "val_bits_per_step": round(state["best"], 4),
+                 "history": state["history"], "train_tokens_per_s": round(rate)}
+        if world.main:
+            if improved:
+                save_weights(out_dir / f"{layer}.safetensors", _export(model, split, card))
+            _save_checkpoint(out_dir / f"{layer}.ckpt.pt", model, opt, state, split)
+            if progress:
+                progress(layer, state["epoch"], cfg.epochs, {"val_bits": val, "tok/s": rate})
+        late = bool(cfg.max_minutes) and time.monotonic() - started > cfg.max_minutes * 60
+        if distributed.any_true(late and world.main, world, device):  # rank 0's clock decides
+            break
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -203,31 +228,54 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return OPTIMIZERS[cfg.optimizer](model.parameters(), **kwargs)
 
 
-def _run_epoch(model, opt, data: Windows, cfg: TrainConfig, device, gen, progress, epoch) -> float:
-    model.train()
-    order = torch.randperm(len(data), generator=gen)
+def epoch_order(n: int, cfg: TrainConfig, epoch: int, world: World) -> torch.Tensor:
+    """This worker's windows of ``epoch``, shuffled: its shard of one permutation for all.
+
+    torch's DistributedSampler: the same seed and epoch give every worker the same permutation;
+    each takes every ``world.size``-th entry (padded so that all take as many steps).
+    """
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank,
+                                 shuffle=True, seed=cfg.seed)
+    sampler.set_epoch(epoch)
+    return torch.tensor(list(sampler), dtype=torch.long)
+
+
+def _run_epoch(net, opt, data: Windows, cfg: TrainConfig, device, progress, epoch,
+               world: World) -> float:
+    """One pass over this worker's shard; returns the tokens/s of all workers together."""
+    net.train()
+    order, batch = epoch_order(len(data), cfg, epoch, world), per_rank_batch(cfg, world)
     started, tokens = time.perf_counter(), 0
-    n_batches = math.ceil(len(data) / cfg.batch_size)
+    n_batches = math.ceil(len(order) / batch)
     for i in range(n_batches):
-        prev, cond, multi, target = data.batch(order[i * cfg.batch_size:(i + 1) * cfg.batch_size],
-                                               device)
+        prev, cond, multi, target = data.batch(order[i * batch:(i + 1) * batch], device)
         with _autocast(device):
-            logits, _ = model(prev, cond, multi if multi.shape[-1] else None)
+            logits, _ = net(prev, cond, multi if multi.shape[-1] else None)
         loss = nn.functional.cross_entropy(logits.float().flatten(0, 1), target.flatten(),
                                            ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        loss.backward()  # DistributedDataParallel averages the gradients over the workers here
+        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         tokens += int((target != IGNORE).sum())
         if progress and i % 20 == 0:
-            progress(model.config.layer, epoch, cfg.epochs,
+            progress(layer_of_net(net), epoch, cfg.epochs,
                      {"batch": i + 1, "batches": n_batches, "loss": loss.item()})
+    tokens = distributed.all_sum([tokens], world, device)[0]
     return tokens / max(time.perf_counter() - started, 1e-9)
 
 
-def _card(split: LayerSplit, cfg: TrainConfig, allowed: list[int], device) -> dict:
+def layer_of_net(net: nn.Module) -> str:
+    return getattr(net, "module", net).config.layer
+
+
+def _card(split: LayerSplit, cfg: TrainConfig, device: torch.device, world: World) -> dict:
     params = sum(p.numel() for p in ConditionedLSTM(split.config).parameters())
+    counts = torch.bincount(split.train.target[split.train.target != IGNORE],
+                            minlength=split.config.vocab_size)
+    allowed = torch.nonzero(counts >= cfg.min_count).flatten().tolist()
     return {
         "layer": split.config.layer,
         "datasets": split.songs,
@@ -240,7 +288,17 @@ def _card(split: LayerSplit, cfg: TrainConfig, allowed: list[int], device) -> di
         "blind_conditions": blind_conditions(split),
         "train_config": asdict(cfg),
         "device": device.type,
+        "distributed": {"world_size": world.size, "backend": distributed.backend(world, device),
+                        "devices": f"{world.size} x {_device_name(device)}",
+                        "per_rank_batch": per_rank_batch(cfg, world),
+                        "global_batch": per_rank_batch(cfg, world) * world.size},
     }
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
 
 
 def blind_conditions(split: LayerSplit) -> list[int]:
@@ -249,9 +307,9 @@ def blind_conditions(split: LayerSplit) -> list[int]:
     The coordinator feeds those as "unknown" at generation too: a value the model never saw
     would reach an embedding that was never trained.
     """
-    mod = LAYER_MODULES[split.config.layer]
+    spec = layer_spec(split.config.layer)
     real = split.train.target != IGNORE
-    return [i for i in mod.UNKNOWABLE if not (split.train.cond[..., i][real] != 0).any()]
+    return [i for i in spec.unknowable if not (split.train.cond[..., i][real] != 0).any()]
 
 
 def _export(model: ConditionedLSTM, split: LayerSplit, card: dict) -> LayerWeights:
@@ -268,14 +326,35 @@ def _save_checkpoint(path: Path, model, opt, state: dict, split: LayerSplit) -> 
 
 
 def _load_checkpoint(path: Path, model, opt, split: LayerSplit) -> dict:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    saved = ModelConfig.from_dict(payload["config"])
-    if saved != split.config or payload["vocab"] != split.vocab:
+    """Restore ``model`` and ``opt`` from a checkpoint; returns the epoch state.
+
+    ``weights_only=True``: tensors and plain values only, no code runs. A truncated, foreign or
+    pickle-bearing file is a one-line ``ValueError``, and the file is left as it is.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        saved = ModelConfig.from_dict(payload["config"])
+        same = saved == split.config and payload["vocab"] == split.vocab
+    except Exception as e:  # noqa: BLE001 (any failure of an untrusted file is the same answer)
+        raise _bad_checkpoint(path, e) from None
+    if not same:
         raise ValueError(f"{path}: checkpoint was trained with another config or vocabulary; "
                          "start without --resume or use another --out")
-    model.load_state_dict(payload["model"])
-    opt.load_state_dict(payload["optimizer"])
-    return payload["state"]
+    try:
+        model.load_state_dict(payload["model"])
+        opt.load_state_dict(payload["optimizer"])
+        state = dict(payload["state"])
+        state = {"epoch": int(state["epoch"]), "best": float(state["best"]),
+                 "bad": int(state["bad"]), "history": list(state["history"])}
+    except Exception as e:  # noqa: BLE001
+        raise _bad_checkpoint(path, e) from None
+    return state
+
+
+def _bad_checkpoint(path: Path, e: Exception) -> ValueError:
+    detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:100]
+    return ValueError(f"{path}: this checkpoint cannot be read ({detail}); --resume needs one "
+                      "written by `lofi train`: delete it or train without --resume")
 
 
 def with_overrides(cfg: TrainConfig, **changes) -> TrainConfig:

@@ -1,0 +1,159 @@
+"""Melody phrasing rules: a repeated phrase comes back varied, and phrases end on chord tones.
+
+A song's ``melody_form`` (e.g. ``"AABA"``) repeats a phrase's melody where its letter comes
+back. Played verbatim six times in a 32-bar song, the tune wears out; so a repeat is an A':
+
+- its rhythm stays (holds and rests are copied), and so does its contour: a varied note moves
+  the same way from the note before it as the original did, by at most :data:`MAX_MOVE`
+  semitones from the original pitch;
+- every :data:`VARY_EVERY`-th note of the phrase (a different set on each repeat; never the
+  first) is sampled anew under those constraints;
+- every other repeat (the 1st, 3rd, ...) also gets a new ending: its last bar is written anew.
+
+In the last bar of every phrase, notes on the beat and notes in its last two beats are chord
+tones of the chord they sit on, so a phrase comes to rest on the harmony.
+
+All functions are pure; melody tokens are those of :mod:`tracks.melody`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from arranger.compose.plan import FREE, PHRASE_BARS, Plan, form_phrase, form_source
+from arranger.score import STEPS_PER_BAR, STEPS_PER_BEAT
+from tracks import melody as melody_track
+
+VARY_EVERY = 3  # one note in this many is varied in a repeated phrase
+MAX_MOVE = 3  # semitones a varied note may move from the original
+END_STEPS = 2 * STEPS_PER_BEAT  # a phrase's last steps whose notes must be chord tones
+_PITCHES = np.arange(melody_track.VOCAB_SIZE) - melody_track.FIRST_PITCH_TOKEN + melody_track.LOW
+_IS_PITCH = np.arange(melody_track.VOCAB_SIZE) >= melody_track.FIRST_PITCH_TOKEN
+
+
+def occurrence(form: str, phrase: int) -> int:
+    """How many phrases before ``phrase`` (the form cycling) have the same letter; 0 = first."""
+    letter = form[phrase % len(form)]
+    return sum(form[p % len(form)] == letter for p in range(phrase))
+
+
+def new_ending(occurrence_index: int) -> bool:
+    """Whether a repeat (occurrence >= 1) writes its last bar anew: every other repeat."""
+    return occurrence_index % 2 == 1
+
+
+def varies_note(onset_index: np.ndarray, occurrence_index: int) -> np.ndarray:
+    """Bool [B]: whether the ``onset_index``-th note (0-based, per row) of the phrase varies
+    in the repeat ``occurrence_index`` (the first note never does, nor the first statement)."""
+    onset_index = np.asarray(onset_index)
+    if occurrence_index < 1:
+        return np.zeros(onset_index.shape, bool)
+    return (onset_index > 0) & ((onset_index + occurrence_index) % VARY_EVERY == 0)
+
+
+def contour_mask(original: np.ndarray, before_original: np.ndarray, before: np.ndarray,
+                 after_original: np.ndarray) -> np.ndarray:
+    """Bool [B, V]: pitch tokens that vary a note and keep the contour.
+
+    ``original`` int [B]: the pitch (MIDI, model register) the phrase had here;
+    ``before_original``: the pitch before it in the original phrase; ``before``: the pitch
+    before it now; ``after_original``: the pitch after it in the original phrase, which the
+    repeat plays next (-1 for none: that side is not judged). Allowed: pitches 1 to
+    :data:`MAX_MOVE` semitones from the original that move from the note before, and to the
+    note after, the way (up, down or the same note) the original did.
+    """
+    p = _PITCHES[None, :]
+    o, bo, b, ao = (np.asarray(a, np.int64)[:, None]
+                    for a in (original, before_original, before, after_original))
+    move = np.abs(p - o)
+    ok = _IS_PITCH[None, :] & (move >= 1) & (move <= MAX_MOVE)
+    from_before = (np.sign(p - b) == np.sign(o - bo)) | (b < 0) | (bo < 0)
+    to_after = (np.sign(ao - p) == np.sign(ao - o)) | (ao < 0)
+    return ok & from_before & to_after
+
+
+def ends_phrase(step: int, phrase_steps: int) -> bool:
+    """Whether a note at ``step`` must be a chord tone: in a phrase's last bar, on a beat or in
+    its last :data:`END_STEPS` steps."""
+    at = step % phrase_steps
+    if at < phrase_steps - STEPS_PER_BAR:
+        return False
+    return at % STEPS_PER_BEAT == 0 or at >= phrase_steps - END_STEPS
+
+
+def chord_tone_mask(pitch_classes: np.ndarray) -> np.ndarray:
+    """Bool [B, V]: rests, holds and the note-ons whose pitch class is a chord tone.
+
+    ``pitch_classes`` float or bool [B, 12]: the sounding chord's key-relative pitch classes
+    (the melody register is whole octaves from the song's, so pitch classes agree). A row
+    without a chord allows every note.
+    """
+    pcs = np.asarray(pitch_classes) > 0
+    tone = pcs[:, _PITCHES % 12] | ~pcs.any(axis=1, keepdims=True)
+    return np.where(_IS_PITCH[None, :], tone, True)
+
+
+def last_pitches(tokens: np.ndarray) -> np.ndarray:
+    """Int [B]: the last note-on's pitch in each row of melody ``tokens`` [B, n], -1 if none."""
+    tokens = np.asarray(tokens)
+    if tokens.shape[1] == 0:
+        return np.full(len(tokens), -1, np.int64)
+    is_pitch = tokens >= melody_track.FIRST_PITCH_TOKEN
+    last = np.where(is_pitch, np.arange(tokens.shape[1]), -1).max(axis=1)
+    picked = tokens[np.arange(len(tokens)), np.maximum(last, 0)]
+    return np.where(last >= 0, _PITCHES[picked], -1)
+
+
+def first_pitches(tokens: np.ndarray) -> np.ndarray:
+    """Int [B]: the first note-on's pitch in each row of melody ``tokens`` [B, n], -1 if none."""
+    return last_pitches(np.asarray(tokens)[:, ::-1])
+
+
+def phrase_rules(plan: Plan, t: int, forced: np.ndarray, written: np.ndarray, fixed: np.ndarray,
+                 mask: np.ndarray, chord_pcs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The melody's fixed tokens and mask at step ``t`` with the phrasing rules applied.
+
+    ``forced`` int [B, steps]: the caller's forced tokens; ``written`` [B, steps]: the melody
+    so far; ``fixed`` [B]: this step's forced or repeated tokens (``FREE`` where sampled);
+    ``mask`` bool [B, V]; ``chord_pcs`` [B, 12]: the chord sounding. Returns new arrays: a
+    repeat's varied notes and new ending become FREE (with the contour mask on varied notes),
+    and notes ending a phrase are held to chord tones. Caller-forced tokens never change.
+    """
+    phrase_steps = (plan.song.loop_bars or PHRASE_BARS) * STEPS_PER_BAR
+    source = form_source(plan, t)
+    repeated = (forced[:, t] == FREE) & (fixed != FREE) if source is not None else None
+    fixed = fixed.copy()
+    at = t % phrase_steps
+    if repeated is not None:
+        occ = occurrence(plan.song.melody_form, form_phrase(plan, t))
+        if new_ending(occ) and at >= phrase_steps - STEPS_PER_BAR:
+            fixed[repeated] = FREE
+        else:
+            fixed, mask = _vary_notes(written, fixed, mask, repeated, source, t,
+                                      phrase_steps, occ)
+    if ends_phrase(t, phrase_steps):
+        mask = narrow(mask, np.where((fixed == FREE)[:, None], chord_tone_mask(chord_pcs), True))
+    return fixed, mask
+
+
+def narrow(mask: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """``mask & extra`` in the rows where that still allows a token, ``mask`` elsewhere."""
+    both = mask & extra
+    return np.where(both.any(axis=1, keepdims=True), both, mask)
+
+
+def _vary_notes(written: np.ndarray, fixed: np.ndarray, mask: np.ndarray, repeated: np.ndarray,
+                source: int, t: int, phrase_steps: int, occ: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A repeat's notes that vary (:func:`varies_note`), sampled under the contour mask."""
+    first = source - source % phrase_steps  # the original phrase's first step
+    onset = (written[:, first:source] >= melody_track.FIRST_PITCH_TOKEN).sum(axis=1)
+    vary = repeated & (fixed >= melody_track.FIRST_PITCH_TOKEN) & varies_note(onset, occ)
+    if not vary.any():
+        return fixed, mask
+    contour = contour_mask(_PITCHES[fixed], last_pitches(written[:, first:source]),
+                           last_pitches(written[:, t - t % phrase_steps:t]),
+                           first_pitches(written[:, source + 1:first + phrase_steps]))
+    ok = vary & (contour & mask).any(axis=1)  # no pitch fits: the note stays as it was
+    fixed[ok] = FREE
+    return fixed, np.where(ok[:, None], mask & contour, mask)

@@ -1,0 +1,170 @@
+"""Sampling a layer model step by step: the stepper (model + carried state) and the draws.
+
+Nothing here changes its arguments: each function returns new arrays.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from arranger.compose.plan import FREE
+from arranger.settings import Sampling
+from tracks.common import BOS
+from tracks.ensemble import is_numpy_stepper, stepper
+from tracks.layers import LayerSpec
+from tracks.weights_file import LayerWeights
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Stepper:
+    """One layer model with its carried LSTM state, previous tokens and sampling rule.
+
+    ``allowed`` : bool [V], the tokens the model may sample (its weights' inference settings,
+    never the start token).
+    """
+
+    def __init__(self, weights: LayerWeights, batch: int, sampling: Sampling, spec: LayerSpec,
+                 device: torch.device | None = None) -> None:
+        self.device = device
+        self.model = stepper(weights, device)  # numpy on the CPU (one model or an ensemble)
+        settings = weights.inference
+        self.blind = list(settings.blind_conditions)
+        self.blind_multi = spec.multi_follows in settings.blind_conditions
+        self.sampling = sampling
+        self.prev = np.full(batch, BOS, dtype=np.int64)
+        self.state = None
+        self.allowed = settings.allowed_mask(self.model.config.vocab_size)
+        self.allowed[BOS] = False
+
+    def logits(self, cond: np.ndarray, multi: np.ndarray | None) -> np.ndarray:
+        """Logits [B, V] of this step from cond [B, 1, C] and multi [B, 1, M]; the state moves
+        on."""
+        if self.blind:  # see arranger.training.train.blind_conditions
+            cond = cond.copy()
+            cond[..., self.blind] = 0
+            if self.blind_multi:
+                multi = np.zeros_like(multi)
+        m = None if multi is None else multi[:, -1]
+        if isinstance(self.model, is_numpy_stepper):  # the per-step hot path: no tensors
+            out, self.state = self.model.step(self.prev, cond[:, -1], m, self.state)
+            return out
+        import torch
+
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a, device=self.device)
+
+        out, self.state = self.model(tensor(self.prev[:, None]), tensor(cond),
+                                     None if m is None else tensor(multi), self.state)
+        return out[:, -1].float().cpu().numpy()
+
+    def advance(self, tokens: np.ndarray) -> None:
+        self.prev = tokens.astype(np.int64)
+
+
+class RowStreams:
+    """One random stream per batch row: row r draws from ``default_rng(seed + r)``.
+
+    So a row's song does not depend on the batch it is generated in: variation i of a batch
+    with seed s is the song seed s + i gives alone. Draws are buffered a block per row (a
+    Generator gives the same doubles drawn one by one or as a block).
+    """
+
+    BLOCK = 256
+
+    def __init__(self, seed: int, batch: int, candidates: int = 1) -> None:
+        # With K candidates per song, rows i*K..i*K+K-1 are song i's: its first candidate
+        # draws as the song alone does, the others from streams of their own.
+        self.generators = [np.random.default_rng(
+            int(seed) + r // candidates if r % candidates == 0
+            else [int(seed) + r // candidates, r % candidates]) for r in range(batch)]
+        self.buffer = np.stack([g.random(self.BLOCK) for g in self.generators])  # [B, BLOCK]
+        self.used = np.zeros(batch, np.int64)  # draws taken from each row's block
+        self.rows = np.arange(batch)
+
+    def uniform(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The next draw in [0, 1) of each of ``rows`` (int [n], default all), float [n, 1]."""
+        every = rows is None
+        rows = self.rows if every else rows
+        used = self.used if every else self.used[rows]
+        if used.max() == self.BLOCK:
+            for r in rows[used == self.BLOCK].tolist():
+                self.buffer[r], self.used[r] = self.generators[r].random(self.BLOCK), 0
+            used = self.used if every else self.used[rows]
+        u = self.buffer[rows, used]
+        self.used[rows] = used + 1
+        return u[:, None]
+
+
+def sample(logits: np.ndarray, mask: np.ndarray, sampling: Sampling,
+           u: np.ndarray) -> np.ndarray:
+    """Temperature + nucleus (top-p) sampling by inverse CDF of the uniform draws ``u``.
+
+    logits float [B, V]; mask bool [B or 1, V]; u float [B, 1] in [0, 1); returns tokens
+    int [B]. The nucleus is cut at a probability value (the smallest one kept), found by
+    sorting the values alone: cheaper than an argsort, and ties are all in or all out, so no
+    tie order (which differs between sort algorithms) can change a song.
+    """
+    z = np.where(mask, logits, -np.inf)
+    z *= 1.0 / max(sampling.temperature, 1e-4)
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z, out=z)
+    if sampling.top_p < 1.0:
+        desc = np.sort(p, axis=1)[:, ::-1]
+        cum = np.cumsum(desc, axis=1)
+        kept = ((cum - desc) < sampling.top_p * cum[:, -1:]).sum(axis=1)  # the nucleus's size
+        p[p < desc[np.arange(len(p)), kept - 1][:, None]] = 0.0
+    cum = np.cumsum(p, axis=1)
+    return np.minimum((cum <= u * cum[:, -1:]).sum(axis=1), p.shape[1] - 1)
+
+
+def choose(logits: np.ndarray, mask: np.ndarray, forced: np.ndarray, sampling: Sampling,
+           streams: RowStreams) -> tuple[np.ndarray, np.ndarray]:
+    """Sample where ``forced`` is FREE (each row from its own stream), take the forced token
+    elsewhere.
+
+    Returns the tokens int64 [B] and the log-probability (nats, float64 [B]) the model gave
+    each forced token, 0 where it sampled.
+    """
+    is_forced = forced != FREE
+    if not is_forced.any():  # the common case: every row samples
+        return sample(logits, mask, sampling, streams.uniform()), np.zeros(len(forced))
+    tokens = forced.copy()
+    free = np.flatnonzero(~is_forced)
+    if len(free):
+        rows_mask = mask if len(mask) == 1 else mask[free]
+        tokens[free] = sample(logits[free], rows_mask, sampling, streams.uniform(free))
+    return tokens, forced_logp(logits, forced, np.flatnonzero(is_forced))
+
+
+def forced_logp(logits: np.ndarray, forced: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Log-probability (nats, float64 [B]) of ``forced[rows]`` under ``logits`` [B, V]; 0 in
+    the other rows."""
+    logp = np.zeros(len(forced))
+    z = logits[rows].astype(np.float64)
+    top = z.max(axis=1, keepdims=True)
+    logz = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
+    logp[rows] = z[np.arange(len(rows)), forced[rows]] - logz
+    return logp
+
+
+def token_logp(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Log-probability (nats, float64 [B]) the model's logits [B, V] give ``tokens`` [B], at
+    temperature 1 and with no mask: the model's own likelihood of what was written."""
+    z = logits.astype(np.float64)
+    top = z.max(axis=1)
+    logz = np.log(np.exp(z - top[:, None]).sum(axis=1)) + top
+    return z[np.arange(len(z)), tokens] - logz
+
+
+def no_grad(device: torch.device | None):
+    """PyTorch's inference mode on its path; nothing (no torch import) on the numpy one."""
+    if device is None:
+        return nullcontext()
+    import torch
+
+    return torch.inference_mode()

@@ -1,0 +1,255 @@
+"""The three voices the coordinator steps: chords, melody and drums.
+
+Each voice owns its layer model (a :class:`Stepper`), its forced tokens, what it wrote, the
+log-probability of its forced tokens, and the policy of its layer. At every 16th step the
+coordinator asks each in turn; a voice reads what it hears from the shared context and writes
+its own tokens there for the voices after it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from arranger.compose import density, sections
+from arranger.compose.phrasing import phrase_rules
+from arranger.compose.plan import (
+    FREE,
+    PHRASE_BARS,
+    Forced,
+    Plan,
+    chord_source,
+    drum_source,
+    form_source,
+    repeat,
+)
+from arranger.compose.sampling import RowStreams, Stepper, choose, sample, token_logp
+from arranger.evaluation.checks import LOOP_WINDOW_BARS, MIN_LOOP_CHORDS
+from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, STEPS_PER_BEAT
+from tracks import chords as chord_track
+from tracks import drums as drum_track
+from tracks import melody as melody_track
+from tracks.common import BOS, Context
+from tracks.layers import LAYER_SPECS
+from tracks.weights_file import LayerWeights
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Voice:
+    """What every voice holds: its stepper, forced tokens, output and forced log-probability."""
+
+    layer = ""
+
+    def __init__(self, weights: LayerWeights, plan: Plan, forced: Forced,
+                 device: torch.device | None) -> None:
+        self.plan = plan
+        self.forced = getattr(forced, self.layer)
+        self.out = np.zeros_like(self.forced)
+        self.logp = np.zeros(len(self.forced))
+        self.loglik = np.zeros(len(self.forced))  # nats of every token, forced or sampled
+        self.stepper = Stepper(weights, len(self.forced), plan.layer_sampling(self.layer),
+                               LAYER_SPECS[self.layer], device)
+
+    def step(self, t: int, ctx: Context, streams: RowStreams) -> None:
+        """Write this voice's token(s) of 16th step ``t`` into ``out`` and ``ctx``."""
+        raise NotImplementedError
+
+    def _choose(self, logits: np.ndarray, mask: np.ndarray, fixed: np.ndarray,
+                streams: RowStreams) -> np.ndarray:
+        tokens, logp = choose(logits, mask, fixed, self.stepper.sampling, streams)
+        self.logp = self.logp + logp
+        self.loglik = self.loglik + token_logp(logits, tokens)
+        return tokens
+
+
+class ChordVoice(Voice):
+    """A chord per beat: the loop, the preset's colour, and the model fed its own chords."""
+
+    layer = "chords"
+
+    def __init__(self, weights: LayerWeights, plan: Plan, forced: Forced,
+                 device: torch.device | None) -> None:
+        super().__init__(weights, plan, forced, device)
+        mask = self.stepper.allowed.copy()
+        mask[chord_track.N_TOKEN] = False  # a lo-fi song always has a chord
+        # Only chords that keep to the key and mode, as the model wrote them and as coloured.
+        self.mask = (mask & chord_track.scale_mask(plan.song.chord_color, plan.key.mode))[None]
+        self.color = chord_track.recolor_table(plan.song.chord_color, plan.key.mode)
+        self.window_bars = min(plan.song.loop_bars or LOOP_WINDOW_BARS, LOOP_WINDOW_BARS)
+        self.own = np.zeros_like(self.forced)  # as the chord model wrote them (uncoloured)
+        self.change_nats = density.bias_nats(plan.density, self.layer)
+
+    def step(self, t: int, ctx: Context, streams: RowStreams) -> None:
+        if t % STEPS_PER_BEAT:
+            return
+        b = t // STEPS_PER_BEAT
+        cond, multi = chord_track.conditions(ctx, b, b + 1)
+        source = chord_source(self.plan, b)
+        loop = repeat(self.forced, self.out, b, source)
+        logits = self.stepper.logits(cond, multi)
+        if b:  # density: keeping the chord of the beat before is less (or more) likely
+            logits = density.lean_off(logits, self.own[:, b - 1], self.change_nats)
+        tok = self._choose(logits, self.mask & self._moving(b), loop, streams)
+        # The colour re-spells sampled chords and the melody hears the chord as written, but
+        # the chord model goes on from its own: fed a maj9 it never wrote (nor saw much), it
+        # would take each beat for a new chord and change chords every beat.
+        written = np.where(loop == FREE, self.color[tok], tok)
+        own = np.where(loop == FREE, tok, repeat(self.forced, self.own, b, source))
+        self.out[:, b], self.own[:, b] = written, own
+        ctx.chord_root[:, b], ctx.chord_quality[:, b] = chord_track.context_values(written)
+        self.stepper.advance(own)
+
+    def _moving(self, beat: int) -> np.ndarray:
+        """Bool [B, V]: chords that keep every 4-bar window (of the loop, if shorter) holding
+        at least MIN_LOOP_CHORDS chords (:func:`tracks.chords.move_mask`)."""
+        window = self.window_bars * BEATS_PER_BAR
+        start = beat // window * window
+        return chord_track.move_mask(self.out[:, start:beat], beat - start, self.window_bars,
+                                     MIN_LOOP_CHORDS)
+
+
+GAP_PRESSURE = 0.4  # nats taken off the rest and hold logits per step beyond the limit
+
+
+def gap_pressure(logits: np.ndarray, waiting: np.ndarray, limit: int) -> np.ndarray:
+    """Make a long stretch without a new melody note ever less likely to go on.
+
+    Sampling favours the token that just happened: after a few bars of rests (or of one held
+    note) the melody model rarely finds its way back, and a lo-fi loop wants its tune. Past
+    ``limit`` steps the rest and hold logits drop linearly, so the model still picks where and
+    what to play. Returns ``logits`` itself when nothing changes, else a new array.
+    """
+    over = waiting - limit
+    if not limit or (over < 0).all():
+        return logits
+    logits = logits.copy()
+    penalty = GAP_PRESSURE * np.maximum(over + 1, 0)
+    logits[:, melody_track.REST_TOKEN] -= penalty
+    logits[:, melody_track.HOLD_TOKEN] -= penalty
+    return logits
+
+
+def final_note_mask(plan: Plan) -> np.ndarray:
+    """Melody tokens allowed on the last bar's downbeat: tones of the final chord."""
+    mask = np.zeros(melody_track.VOCAB_SIZE, bool)
+    tonic = plan.final_chord.pitch_classes()
+    for p in range(melody_track.LOW, melody_track.HIGH):
+        mask[melody_track.FIRST_PITCH_TOKEN + p - melody_track.LOW] = p % 12 in tonic
+    return mask
+
+
+class MelodyVoice(Voice):
+    """A note, hold or rest per step: the song's range moved to the model's register, the
+    melody form, gap pressure and a chord tone to end on."""
+
+    layer = "melody"
+
+    def __init__(self, weights: LayerWeights, plan: Plan, forced: Forced,
+                 device: torch.device | None) -> None:
+        super().__init__(weights, plan, forced, device)
+        low, high = (p - plan.key.tonic for p in plan.song.melody_range)
+        # The model writes in the register it learnt; the song's range is whole octaves away.
+        self.shift = melody_track.register_shift(low, high + 1)
+        self.low, self.high = low + self.shift, high + 1 + self.shift
+        self.forced = np.where(self.forced == FREE, FREE,
+                               melody_track.shift_tokens(self.forced, self.shift))
+        song = plan.song
+        self.final_step = (song.bars - 1) * STEPS_PER_BAR if song.ending and song.bars > 1 else -1
+        self.final_mask = final_note_mask(plan)
+        self.waiting = np.zeros(len(self.forced), np.int64)  # steps since the last note-on
+        form = plan.form  # where the melody rests for the arrangement, no gap is counted
+        self.resting = None if form is None else np.repeat(~form.plays["melody"], STEPS_PER_BAR)
+        self.note_nats = density.bias_nats(plan.density, self.layer)
+        self.notes = np.arange(len(self.stepper.allowed)) >= melody_track.FIRST_PITCH_TOKEN
+        self.beat_conditions: tuple[np.ndarray, np.ndarray] | None = None
+
+    def step(self, t: int, ctx: Context, streams: RowStreams) -> None:
+        i = t % STEPS_PER_BEAT
+        if not i:  # the melody hears only the chords: a beat's conditions are known at its start
+            self.beat_conditions = melody_track.conditions(ctx, t, t + STEPS_PER_BEAT)
+        beat_cond, beat_multi = self.beat_conditions
+        mask = melody_track.token_mask(self.stepper.prev, self.low, self.high)
+        if t == self.final_step:
+            mask &= self.final_mask
+        logits = self.stepper.logits(beat_cond[:, i : i + 1], beat_multi[:, i : i + 1])
+        logits = gap_pressure(logits, self.waiting, self.plan.max_gap_steps)
+        logits = density.lean(logits, self.notes, self.note_nats)
+        again = sections.repeat_source(self.plan.form, self.layer, t, STEPS_PER_BAR)
+        if again is not None:  # a repeated section replays its melody exactly
+            fixed = repeat(self.forced, self.out, t, again)
+        else:
+            fixed = repeat(self.forced, self.out, t, form_source(self.plan, t))
+            fixed, mask = phrase_rules(self.plan, t, self.forced, self.out, fixed, mask,
+                                       beat_multi[:, i])
+        tok = self._choose(logits, mask, fixed, streams)
+        self.waiting = np.where(tok >= melody_track.FIRST_PITCH_TOKEN, 0, self.waiting + 1)
+        if self.resting is not None and self.resting[t]:
+            self.waiting[:] = 0
+        self.out[:, t] = tok
+        ctx.melody[:, t] = melody_track.decode(tok)
+        self.stepper.advance(tok)
+
+
+DRUM_PREROLL_BARS = 2
+
+
+def kit_map(vocab: drum_track.DrumVocab, keep: int) -> np.ndarray:
+    """Token -> the token a kit playing only the drums of mask ``keep`` plays instead: the
+    same hits without the missing drums.
+
+    The model samples its groove as it learnt it and the kit drops what it lacks (hat + kick
+    becomes kick, a lone hat becomes silence), so a smaller kit really plays less.
+    """
+    masks, levels = vocab.mask_of(np.arange(vocab.size)), vocab.level_of(np.arange(vocab.size))
+    mapped = [vocab.token(int(m) & keep, int(lv)) for m, lv in zip(masks, levels, strict=True)]
+    mapped[BOS] = BOS
+    return np.array(mapped, dtype=np.int64)
+
+
+class DrumVoice(Voice):
+    """Drum hits per step: an unheard pre-roll, the drum loop, crashes only where a phrase
+    starts, and the preset's kit."""
+
+    layer = "drums"
+
+    def __init__(self, weights: LayerWeights, plan: Plan, forced: Forced,
+                 device: torch.device | None) -> None:
+        super().__init__(weights, plan, forced, device)
+        vocab = drum_track.DrumVocab.from_list(weights.vocab)
+        self.mask = self.stepper.allowed[None]
+        self.no_crash = kit_map(vocab, drum_track.ALL_DRUMS & ~drum_track.drum_mask("crash"))
+        self.hits = np.arange(len(self.stepper.allowed)) > drum_track.SILENCE_TOKEN
+        self.hit_nats = density.bias_nats(plan.density, self.layer)
+
+    def preroll(self, streams: RowStreams) -> None:
+        """Let the drummer play two bars, unheard, before the song starts.
+
+        The drum model learnt from whole performances, which open with count-ins, lone crashes
+        and sparse intros; the song's first bars become its looped groove, so starting cold too
+        often loops an intro. The two bars sit at the end of a phrase (the second one where
+        fills go), so the song starts as a groove does after a fill.
+        """
+        # No chords or melody heard: the drums are blind to them.
+        ctx = Context.empty(len(self.forced), PHRASE_BARS, self.plan.key.mode)
+        for t in range((PHRASE_BARS - DRUM_PREROLL_BARS) * STEPS_PER_BAR,
+                       PHRASE_BARS * STEPS_PER_BAR):
+            cond, _ = drum_track.conditions(ctx, t, t + 1)
+            u = streams.uniform(np.arange(len(self.forced)))
+            self.stepper.advance(sample(self.stepper.logits(cond, None), self.mask,
+                                        self.stepper.sampling, u))
+
+    def step(self, t: int, ctx: Context, streams: RowStreams) -> None:
+        cond, _ = drum_track.conditions(ctx, t, t + 1)
+        # A repeated crash only where a phrase starts.
+        remap = None if t % (PHRASE_BARS * STEPS_PER_BAR) == 0 else self.no_crash
+        fixed = repeat(self.forced, self.out, t, drum_source(self.plan, t), remap)
+        logits = density.lean(self.stepper.logits(cond, None), self.hits, self.hit_nats)
+        tok = self._choose(logits, self.mask, fixed, streams)
+        self.out[:, t] = tok
+        self.stepper.advance(tok)
+
+
+VOICES: dict[str, type[Voice]] = {v.layer: v for v in (ChordVoice, MelodyVoice, DrumVoice)}
