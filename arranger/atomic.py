@@ -51,7 +51,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
+    _clean_dead_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".tmp{path.suffix}",
                                dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -65,6 +66,15 @@ def atomic_path(path: Path) -> Iterator[Path]:
         _fsync_dir(path.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _clean_dead_temporaries(path: Path) -> None:
+    """Remove the temporary files of ``path`` that killed processes left (SIGKILL mid-write)."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[^.]+\.tmp.*")
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        found = pattern.fullmatch(old.name)
+        if found is not None and not _alive(int(found[1])):
+            old.unlink(missing_ok=True)
 
 
 def write_bytes(path: Path, data: bytes) -> None:

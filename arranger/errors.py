@@ -6,6 +6,7 @@ field that is one of its options into flag wording (``--bars``) and prints the l
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -23,7 +24,16 @@ class InputError(ValueError):
         return f"{head}{field_text or self.field} = {value}: expected {self.expected}"
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    """``repr`` cut to ``limit`` characters: a 400-digit number must not flood the line."""
-    text = repr(value)
+def _short(value: Any) -> str:
+    return clip(repr(value), value)
+
+
+def clip(text: str, value: Any) -> str:
+    """``text`` (how ``value`` is shown) cut short: a 400-digit number must not flood the line.
+
+    A path is never cut (its file name is the point); other text is kept to a readable length.
+    """
+    if isinstance(value, os.PathLike):
+        return text
+    limit = 200 if isinstance(value, str) else 60
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -139,6 +139,10 @@ def _resolved_dict(path: Path, folder: Path, seen: tuple[Path, ...]) -> dict:
                           f"inheritance through {parent_path.name})", str(path))
     base = _resolved_dict(parent_path, folder, seen + (path.resolve(),))
     base.pop("description", None)
+    song = data.get("song")
+    if isinstance(song, Mapping) and "sections" in song and "bars" not in song \
+            and isinstance(base.get("song"), dict):
+        base["song"].pop("bars", None)  # a form of its own sets its own length
     return _merge(base, data)
 
 

@@ -370,9 +370,10 @@ class SongSettings(Settings):
 
     @classmethod
     def parse_at(cls, d: Any, file: str, path: str) -> SongSettings:
-        """As declared; with sections, ``bars`` is their sum (the form sets the length)."""
+        """As declared; with sections and no ``bars``, the song is their sum (a ``bars`` given
+        fits the form to that length: :func:`arranger.compose.sections.fit`)."""
         song = super().parse_at(d, file, path)
-        return _form.replace_bars(song, song.sections)
+        return song if "bars" in d else _form.replace_bars(song, song.sections)
 
 
 # A section's effects are audio settings, themselves declared with this module's tools: the

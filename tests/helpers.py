@@ -60,3 +60,9 @@ def save_models(models: Models, folder: Path) -> Path:
     for layer in MODEL_LAYERS:
         save_weights(folder / f"{layer}.safetensors", getattr(models, layer))
     return folder
+
+
+# Python source that evaluates to this process's peak resident memory in kB. Not ru_maxrss:
+# Linux carries that across fork + exec, so a child of a big pytest process inherits its peak.
+PEAK_RSS_KB = ("int(next(line.split()[1] for line in open('/proc/self/status') "
+               "if line.startswith('VmHWM')))")

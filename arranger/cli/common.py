@@ -14,7 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from arranger.errors import InputError
+from arranger.errors import InputError, clip
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
 GenDeviceOpt = Annotated[str, typer.Option(
@@ -94,9 +94,7 @@ def error_line(e: BaseException, flags: Collection[str]) -> str:
 
 def flag_line(flag: str, value: Any, expected: str) -> str:
     """``--key 'Q minor': expected ...``: the value as one would type it in a shell."""
-    shown = shlex.quote(f"{value:g}" if isinstance(value, float) else str(value))
-    if len(shown) > 60:  # a 400-digit number must not flood the line
-        shown = shown[:57] + "..."
+    shown = clip(shlex.quote(f"{value:g}" if isinstance(value, float) else str(value)), value)
     return f"{flag} {shown}: expected {expected}"
 
 

@@ -116,9 +116,18 @@ def _is_fill_bar(step: int) -> bool:
     return (step // STEPS_PER_BAR) % PHRASE_BARS == PHRASE_BARS - 1
 
 
+def _groove_step(plan: Plan, step: int) -> bool:
+    """Whether ``step`` holds the groove: not in a fill bar (a phrase's or a section's last),
+    nor in a section without drums."""
+    bar, form = step // STEPS_PER_BAR, plan.form
+    if _is_fill_bar(step):
+        return False
+    return form is None or bool(form.plays["drums"][bar]) and not sections.is_last_bar(form, bar)
+
+
 def drum_source(plan: Plan, step: int) -> int | None:
-    """The step a drum hit repeats: its section's first occurrence, else one drum loop back
-    within its section, skipping fills.
+    """The step a drum hit repeats: its section's first occurrence, else one drum loop back,
+    skipping fills and the bars of sections without drums (a new section keeps the groove).
 
     The last bar of every phrase and of every section stays free, for a fill, and is never
     what gets repeated.
@@ -129,13 +138,12 @@ def drum_source(plan: Plan, step: int) -> int | None:
     if repeated is not None:
         return repeated
     loop = plan.song.drum_loop_bars * STEPS_PER_BAR
-    start = sections.part_start(plan.form, step, STEPS_PER_BAR)
-    if not loop or step - start < loop:
+    if not loop or step < loop:
         return None
     source = step - loop
-    while _is_fill_bar(source) and source - start >= loop:
+    while source >= loop and not _groove_step(plan, source):
         source -= loop  # repeat the groove, not a fill
-    return source
+    return source if plan.form is None or _groove_step(plan, source) else None
 
 
 def form_phrase(plan: Plan, step: int) -> int:

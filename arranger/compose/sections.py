@@ -2,10 +2,11 @@
 
 A preset may give ``[[song.sections]]`` (``name``, ``bars``, ``layers``, ``effects``). The song
 is then the sections one after another; a layer that does not play in a section is silent in
-its bars (its tokens are forced to silence, so the models hear the arrangement as it is: the
-melody model hears its rests, the drum model its own silence before it comes in). A name seen
-before replays the chords and melody of its first occurrence that had them, bar for bar (the
-drums too, except in the section's last bar, left free for a fill).
+its bars (score, MIDI, stems): its tokens are forced to silence, so the other models hear the
+arrangement as it is and the melody model hears its own rests; the drummer sits out (its model
+is not stepped), so drums entering after an intro start with a groove, as a song does. A name
+seen before replays the chords and melody of its first occurrence that had them, bar for bar
+(the drums too, except in the section's last bar, left free for a fill).
 
 A song asked for at another length than the sections' sum (``--bars``) keeps the first and
 last section and cycles the ones between (see :func:`fit`).
@@ -68,8 +69,9 @@ def fit(sections: Sequence[Section], bars: int) -> list[Part]:
 
     At their own length (the sum of their bars) they are placed as given. Otherwise the first
     and the last section are kept and those between cycle (cut where the room ends), so a longer
-    song has more of the body and still its intro and outro; with no room for a body, or fewer
-    than three sections, the sections cycle from the first and are cut at ``bars``.
+    song has more of the body and still its intro and outro. A song too short for both and a
+    bar of body is the body alone; with fewer than three sections, the sections cycle from the
+    first. Either is cut at ``bars``.
     """
     sections = list(sections)
     if sum(s.bars for s in sections) == bars or len(sections) < 3:
@@ -77,7 +79,7 @@ def fit(sections: Sequence[Section], bars: int) -> list[Part]:
     head, body, tail = sections[0], sections[1:-1], sections[-1]
     room = bars - head.bars - tail.bars
     if room < 1:
-        return _place(sections, bars)
+        return _place(body, bars)
     middle = _place(body, room)
     order = [head] + [p.section for p in middle] + [tail]
     lengths = [head.bars] + [p.bars for p in middle] + [tail.bars]

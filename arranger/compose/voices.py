@@ -222,6 +222,8 @@ class DrumVoice(Voice):
         self.mask = self.stepper.allowed[None]
         self.no_crash = kit_map(vocab, drum_track.ALL_DRUMS & ~drum_track.drum_mask("crash"))
         self.hits = np.arange(len(self.stepper.allowed)) > drum_track.SILENCE_TOKEN
+        form = plan.form
+        self.resting = None if form is None else np.repeat(~form.plays["drums"], STEPS_PER_BAR)
         self.hit_nats = density.bias_nats(plan.density, self.layer)
 
     def preroll(self, streams: RowStreams) -> None:
@@ -242,10 +244,19 @@ class DrumVoice(Voice):
                                         self.stepper.sampling, u))
 
     def step(self, t: int, ctx: Context, streams: RowStreams) -> None:
+        if self.resting is not None and self.resting[t]:
+            # Where the sections leave the drums out the drummer sits out: the model is not
+            # stepped, so it comes back in where it stopped (after an intro: as a song starts,
+            # after the pre-roll), with a groove rather than the sparse start that hearing
+            # bars of its own silence leads it to.
+            self.out[:, t] = drum_track.SILENCE_TOKEN
+            return
         cond, _ = drum_track.conditions(ctx, t, t + 1)
-        # A repeated crash only where a phrase starts.
-        remap = None if t % (PHRASE_BARS * STEPS_PER_BAR) == 0 else self.no_crash
-        fixed = repeat(self.forced, self.out, t, drum_source(self.plan, t), remap)
+        # A repeated crash only where a phrase starts (a repeated section replays exactly).
+        source = drum_source(self.plan, t)
+        exact = source == sections.repeat_source(self.plan.form, self.layer, t, STEPS_PER_BAR)
+        remap = None if exact or t % (PHRASE_BARS * STEPS_PER_BAR) == 0 else self.no_crash
+        fixed = repeat(self.forced, self.out, t, source, remap)
         logits = density.lean(self.stepper.logits(cond, None), self.hits, self.hit_nats)
         tok = self._choose(logits, self.mask, fixed, streams)
         self.out[:, t] = tok

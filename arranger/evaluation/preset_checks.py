@@ -41,10 +41,16 @@ def resolve_presets(text: str) -> list[str]:
     return names
 
 
-def preset_songs(models: Models, name: str, *, n: int, seed: int, bars: int) -> list[Score]:
-    """``n`` songs of ``bars`` bars written with preset ``name`` and ``seed``, as one batch."""
+def preset_songs(models: Models, name: str, *, n: int, seed: int, bars: int
+                 ) -> tuple[list[Score], list[Score]]:
+    """``n`` songs of ``bars`` bars written with preset ``name`` and ``seed``, as one batch: the
+    whole songs, and the bars of each that the checks judge (an intro without drums is not a
+    song without a groove; :func:`arranger.compose.sections.judged`)."""
+    from arranger.compose.sections import judged
+
     plan = load_preset(name).plan(bars, bass_seed=seed)
-    return compose(models, plan, seed=seed, variations=n)
+    songs = compose(models, plan, seed=seed, variations=n)
+    return songs, [judged(s, plan.form) for s in songs]
 
 
 def same_drums(songs: dict[str, list[Score]]) -> dict[str, float]:
@@ -78,8 +84,8 @@ def check_presets(names: Sequence[str], *, n: int = 32, seed: int = 0, bars: int
         from arranger.weights import load_models
 
         models = load_models(weights_dir)
-    songs = {name: preset_songs(models, name, n=n, seed=seed, bars=bars) for name in names}
-    presets = {name: {"pass": pass_rates(s, expect_of(load_preset(name).song)),
-                      "drums": drum_stats(s)} for name, s in songs.items()}
+    written = {name: preset_songs(models, name, n=n, seed=seed, bars=bars) for name in names}
+    presets = {name: {"pass": pass_rates(judged, expect_of(load_preset(name).song)),
+                      "drums": drum_stats(judged)} for name, (_, judged) in written.items()}
     return {"config": {"n": n, "seed": seed, "bars": bars}, "presets": presets,
-            "same_drums": same_drums(songs)}
+            "same_drums": same_drums({name: whole for name, (whole, _) in written.items()})}
