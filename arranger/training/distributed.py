@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -144,9 +145,12 @@ def launch(nproc: int, args: list[str]) -> None:
 
     # The launcher would set 1 thread per worker (with a warning); share the cores instead.
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // nproc)))
+    # The launcher's logs go to a folder of ours that goes with the run (its default is a
+    # /tmp/torchelastic_* folder per run, never removed).
+    logs = tempfile.TemporaryDirectory(prefix="lofi-workers-")
     parsed = get_args_parser().parse_args(
         ["--standalone", "--nnodes", "1", "--nproc-per-node", str(nproc), "--max-restarts", "0",
-         "--module", WORKER_MODULE, *args])
+         "--log-dir", logs.name, "--module", WORKER_MODULE, *args])
     try:
         run(parsed)
     except ChildFailedError as e:
@@ -154,6 +158,8 @@ def launch(nproc: int, args: list[str]) -> None:
         raise WorkersFailed(f"training worker rank {rank} of {nproc} failed "
                             f"({_how(failure.exitcode)}); the checkpoints in the output folder "
                             "hold the last finished epoch: rerun with --resume") from None
+    finally:
+        logs.cleanup()
 
 
 def _first_cause(failures: dict) -> tuple:
