@@ -25,12 +25,13 @@ from typing import Any, TypeVar
 
 from arranger.errors import InputError
 from arranger.score import Key
+from tracks.drums import KITS, STYLE_PROFILES
 
 T = TypeVar("T")
 INF = math.inf
 CHORD_COLORS = ("triads", "natural", "sevenths", "ninths")
-DRUM_KITS = ("full", "sparse", "ride", "none")  # tracks.drums.KITS
-DRUM_STYLES = ("", "hiphop", "soul", "funk", "jazz")  # tracks.drums.STYLE_PROFILES
+DRUM_KITS = tuple(KITS)
+DRUM_STYLES = ("", *STYLE_PROFILES)  # "" = no style preference
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,13 +23,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from arranger.errors import InputError
 from arranger.training import distributed
-from arranger.training.cards import MODEL_CARD, worse_than_unigram, write_model_cards
+from arranger.training.cards import worse_than_unigram, write_model_cards
 from arranger.training.distributed import SOLO, World
 from arranger.training.encoded import Job, is_ready, load_job, save_job, wait_ready
 from arranger.training.prepare import check_writable, initial, parse_layers, prepare_job
 from arranger.training.train import TrainConfig, resolve_device, train_layer, with_overrides
 
-__all__ = ["MODEL_CARD", "run_training", "train_job", "write_model_cards"]
 MAX_NPROC = 256
 console = Console(stderr=True)
 
