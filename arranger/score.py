@@ -95,20 +95,32 @@ def pitch_class_of_name(name: str) -> int:
         raise ValueError(f"unknown note name {name!r}") from None
 
 
+# Tonics (pitch classes) whose key signatures hold sharps, per mode; the others are spelt with
+# flats (C major and A minor have no accidentals and keep the flat names of chromatic chords).
+_SHARP_TONICS = {"major": frozenset({7, 2, 9, 4, 11, 6}), "minor": frozenset({4, 11, 6, 1, 8})}
+
+
+def conventional_spelling(tonic: int, mode: str) -> str:
+    """"sharps" or "flats": how the key signature of ``tonic`` (0 = C) in ``mode`` spells."""
+    return "sharps" if tonic in _SHARP_TONICS.get(mode, ()) else "flats"
+
+
 @dataclass(frozen=True)
 class Key:
     """A key: tonic pitch class (0 = C) and mode ("major" or "minor").
 
     ``spelling`` ("flats" or "sharps") names its notes and chords the way the key was written
-    (``C#m`` -> C#m7, not Dbm7); it takes no part in equality or hashing, so it never changes
-    what the models see or write.
+    (``C#m`` -> C#m7, not Dbm7), else as its key signature does (E major: C#m7, not Dbm7); it
+    takes no part in equality or hashing, so it never changes what the models see or write.
     """
 
     tonic: int
     mode: str = "major"
-    spelling: str = field(default="flats", compare=False)
+    spelling: str = field(default="", compare=False)  # "" = the key signature's
 
     def __post_init__(self) -> None:
+        if not self.spelling:
+            object.__setattr__(self, "spelling", conventional_spelling(self.tonic, self.mode))
         if not 0 <= self.tonic < 12:
             raise ValueError(f"key tonic must be a pitch class 0-11, got {self.tonic}")
         if self.mode not in ("major", "minor"):
@@ -132,7 +144,8 @@ class Key:
             mode = "minor"
         elif rest not in ("", "major", "maj"):
             raise ValueError(f"unknown key mode {rest!r} in {text!r}")
-        return cls(pitch_class_of_name(name), mode, "sharps" if "#" in name else "flats")
+        written = "sharps" if "#" in name else "flats" if len(name) > 1 else ""
+        return cls(pitch_class_of_name(name), mode, written)
 
     @property
     def scale(self) -> tuple[int, ...]:

@@ -64,3 +64,15 @@ def test_drum_notes_map_to_classes_as_general_midi_and_the_groove_dataset_use_th
         assert drum_class_of_pitch(notes[0]) == cls
     every = [note for notes in DRUM_CLASS_NOTES for note in notes]
     assert len(every) == len(set(every))  # no note in two classes (the high-tom bug)
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("E major", ("C#m9", "G#m7")),  # a sharp key names its chords with sharps
+    ("Em", ("C#m9", "G#m7")),
+    ("F minor", ("Dm9", "Am7")),
+    ("Db", ("Bbm9", "Fm7")),
+    ("C#m", ("A#m9", "Fm7")),  # as written
+])
+def test_chords_are_spelt_as_the_key_signature_does(text, names):
+    key = Key.parse(text)
+    assert (Chord(9, "m9").name(key), Chord(4, "m7").name(key)) == names
