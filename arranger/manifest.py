@@ -18,7 +18,15 @@ from typing import Any
 from arranger.atomic import write_text
 from arranger.errors import InputError
 from arranger.score import LAYERS
-from arranger.settings import FileError, Settings, SongSettings, parse, setting, spec_of
+from arranger.settings import (
+    FileError,
+    Settings,
+    SongSettings,
+    parse,
+    setting,
+    spec_of,
+    unreadable_reason,
+)
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -131,12 +139,8 @@ def _read_json(path: Path) -> Any:
                         "generate`?)") from None
     except json.JSONDecodeError as e:
         reason = f"{e.msg} at line {e.lineno}"
-    except (ValueError, UnicodeDecodeError) as e:  # ValueError: an integer of > 4,300 digits
-        reason = (str(e).splitlines() or [type(e).__name__])[0][:120]
-    except RecursionError:
-        reason = "nested too deeply"
-    except OSError as e:
-        reason = e.strerror or type(e).__name__
+    except (ValueError, RecursionError, OSError) as e:  # UnicodeDecodeError, > 4,300 digits
+        reason = unreadable_reason(e)
     raise FileError(str(path), f"not valid JSON ({reason})")
 
 

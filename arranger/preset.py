@@ -28,6 +28,7 @@ from arranger.settings import (
     parse,
     setting,
     split_where,
+    unreadable_reason,
 )
 from tracks.layers import MODEL_LAYERS
 
@@ -118,14 +119,9 @@ def read_toml(path: Path) -> dict[str, Any]:
     """The table of a TOML file; anything unreadable is one line naming the file."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as e:
-        # ValueError: an integer of more than 4,300 digits
-        reason = (str(e).splitlines() or [type(e).__name__])[0]
-    except RecursionError:
-        reason = "nested too deeply"
-    except OSError as e:
-        reason = e.strerror or type(e).__name__
-    raise PresetError.about_file(str(path), f"not valid TOML ({reason[:120]})")
+    except (ValueError, RecursionError, OSError) as e:  # TOMLDecodeError, UnicodeDecodeError
+        reason = unreadable_reason(e)
+    raise PresetError.about_file(str(path), f"not valid TOML ({reason})")
 
 
 def _resolved_dict(path: Path, folder: Path, seen: tuple[Path, ...]) -> dict:

@@ -62,6 +62,16 @@ class FileError(InputError):
         return f"{self.where}: {self.expected}" if self.where else self.expected
 
 
+def unreadable_reason(e: BaseException) -> str:
+    """Why a file could not be decoded, in a few words (for ``FILE: not valid TOML (...)``)."""
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
+    if isinstance(e, OSError):
+        return e.strerror or type(e).__name__
+    # A decoder's message; a ValueError is also an integer of more than 4,300 digits.
+    return (str(e).splitlines() or [type(e).__name__])[0][:120]
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "(missing)"
@@ -116,11 +126,10 @@ def parse(cls: type[T], data: Any, file: str = "", path: str = "",
     a key ``cls`` does not declare.
     """
     values = check_table(cls, data, file, path, unknown)
-    for name, (_, spec, f) in _fields(cls).items():
+    for name, (tp, spec, f) in _fields(cls).items():
         if name not in values and f.default is dataclasses.MISSING \
                 and f.default_factory is dataclasses.MISSING:
-            raise InputError(_join(path, name), MISSING_VALUE, _expected(_fields(cls)[name][0],
-                                                                          spec), file)
+            raise InputError(_join(path, name), MISSING_VALUE, _expected(tp, spec), file)
     return cls(**values)
 
 

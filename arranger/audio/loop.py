@@ -38,8 +38,7 @@ from arranger.audio.render import (
     NoteEvents,
     layer_instruments,
     layer_names,
-    render_instrument,
-    timed_notes,
+    render_layer,
 )
 from arranger.audio.soundfont import find_soundfont
 from arranger.audio.tags import SongTags, song_tags, write_tagged_wav
@@ -134,15 +133,12 @@ def _layer_run(loaded: LoadedSoundfont, pm: pretty_midi.PrettyMIDI, name: str,
                sound: LayerSound | None, render: RenderSettings, *, swing: float, seed: int,
                period: int, copies: int) -> np.ndarray:
     """One layer's loop played ``copies`` times, rendered and processed; (2, copies * period)."""
-    rate, out = render.sample_rate, np.zeros((2, copies * period), np.float32)
-    for index, label in layer_instruments(pm, name):
-        inst = pm.instruments[index]
-        notes = timed_notes(pm, inst, swing=swing, humanize_ms=render.humanize_ms,
-                            humanize_velocity=render.humanize_velocity,
-                            seed=derive_seed(seed, label))
-        out += render_instrument(loaded, inst, tiled(notes, period / rate, copies),
-                                 copies * period, sound.program if sound else None)
-    return process_stem(out, sound or LayerSound(program=0), rate, seed, name)
+    out = render_layer(loaded, pm, name, copies * period, swing=swing,
+                       humanize_ms=render.humanize_ms,
+                       humanize_velocity=render.humanize_velocity, seed=seed,
+                       program=sound.program if sound else None,
+                       place=lambda notes: tiled(notes, period / render.sample_rate, copies))
+    return process_stem(out, sound or LayerSound(program=0), render.sample_rate, seed, name)
 
 
 def _master_loop(total: np.ndarray, master: MasterSound, rate: int, seed: int,

@@ -19,7 +19,14 @@ import numpy as np
 from arranger.audio.config import BUS_REFERENCE_LUFS, LayerSound, MasterSound, derive_seed
 from arranger.audio.effects import EFFECTS
 from arranger.audio.files import read_audio, write_mp3
-from arranger.audio.fx import Effect, apply_chain, apply_chains, build_chain, channel_chains
+from arranger.audio.fx import (
+    Effect,
+    apply_chain,
+    apply_chains,
+    build_chain,
+    build_effect,
+    channel_chains,
+)
 from arranger.audio.loudness import (
     db_to_gain,
     integrated_loudness,
@@ -201,7 +208,7 @@ def master_noise(master: MasterSound, seed: int, shape: tuple[int, int],
     Each is seeded by its place in the whole chain, as ``fx.build_chain`` would seed it.
     """
     seed = derive_seed(seed, "master")
-    noises = [EFFECTS[spec.type].build(dict(spec.params), derive_seed(seed, str(i)))
+    noises = [build_effect(spec, derive_seed(seed, str(i)))
               for i, spec in enumerate(master.effects) if EFFECTS[spec.type].noise]
     if not noises:
         return None

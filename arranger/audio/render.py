@@ -34,6 +34,8 @@ from arranger.audio.config import derive_seed
 from arranger.errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import fluidsynth
 
 SYNTH_GAIN = 0.8  # FluidSynth's default 0.2 is very quiet; at 0.8 GM stems peak ~-18..-8 dBFS
@@ -331,13 +333,18 @@ def layer_instruments(midi: pretty_midi.PrettyMIDI, name: str) -> list[tuple[int
 
 def render_layer(soundfont: LoadedSoundfont, midi: pretty_midi.PrettyMIDI, name: str,
                  n_samples: int, *, swing: float, humanize_ms: float, humanize_velocity: int,
-                 seed: int, program: int | None = None) -> np.ndarray:
-    """Render the instruments of one layer and sum them; (2, n_samples) float32."""
+                 seed: int, program: int | None = None,
+                 place: Callable[[NoteEvents], NoteEvents] | None = None) -> np.ndarray:
+    """Render the instruments of one layer and sum them; (2, n_samples) float32.
+
+    ``place`` rearranges each instrument's timed notes before synthesis (a loop tiles them)."""
     out = None
     for index, label in layer_instruments(midi, name):
         instrument = midi.instruments[index]
         notes = timed_notes(midi, instrument, swing=swing, humanize_ms=humanize_ms,
                             humanize_velocity=humanize_velocity, seed=derive_seed(seed, label))
+        if place is not None:
+            notes = place(notes)
         audio = render_instrument(soundfont, instrument, notes, n_samples, program)
         if out is None:  # the usual single instrument: no second stem-sized buffer
             out = audio

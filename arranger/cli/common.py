@@ -25,18 +25,19 @@ WeightsOpt = Annotated[list[Path] | None, typer.Option(
     "--weights", help="Folder of trained weights from `lofi train` (default: shipped weights); "
                       "repeat for an ensemble: the models' probabilities are averaged.")]
 
-
-def weights_value(weights: list[Path] | None) -> Path | None:
-    """The library's ``weights`` for the ``--weights`` given (several: an ensemble)."""
-    from arranger.weights import joined
-
-    return joined(weights)
 RenderOpt = Annotated[bool, typer.Option(
     "--render/--no-render", help="Render stems and the mix (WAV + MP3), or write MIDI only.")]
 FlacOpt = Annotated[bool, typer.Option("--flac", help="Also write mix.flac.")]
 SoundfontOpt = Annotated[Path | None, typer.Option(
     "--soundfont", help="A .sf2/.sf3 file (or a folder holding one) to render with; see "
                         "soundfonts/README.md for the lookup order when not given.")]
+
+
+def weights_value(weights: list[Path] | None) -> Path | None:
+    """The library's ``weights`` for the ``--weights`` given (several: an ensemble)."""
+    from arranger.weights import joined
+
+    return joined(weights)
 
 
 def say(text: str) -> None:
@@ -62,12 +63,9 @@ def run(ctx: typer.Context | None, fn: Callable, *args: Any,
     ``ctx`` is the command's context: an :class:`InputError` about one of its options (no
     ``where``) is worded as that flag, e.g. ``--bars 9-x: expected A-B, e.g. 9-16``.
     """
-    from arranger.preset import PresetError
-    from tracks.weights_file import WeightsError
-
     try:
         return fn(*args, **kwargs)
-    except (PresetError, WeightsError, ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError) as e:  # InputError, WeightsError...
         fail(error_line(e, command_flags(ctx)))
     except KeyboardInterrupt:
         warn(f"interrupted: {interrupted}")

@@ -54,15 +54,6 @@ def style_distance(score: Score, style: str, kit: str = "full") -> float:
                      for name, hits in profile.items()))
 
 
-def per_token(loglik: Mapping[str, np.ndarray], tokens: Mapping[str, int]) -> np.ndarray:
-    """Summed log-likelihood per layer (nats, [N]) -> the sum over layers of the mean per token.
-
-    ``tokens`` gives each layer's tokens per song (beats for chords, steps for the others).
-    """
-    return np.sum([np.asarray(loglik[layer], np.float64) / max(tokens[layer], 1)
-                   for layer in loglik], axis=0)
-
-
 def rank_key(score: Score, loglik: float, expect: Expect,
              style: StyleDistance | None = None) -> tuple[int, float, float]:
     """The sort key of one candidate (larger is better): checks passed, -style distance,
@@ -79,7 +70,8 @@ def best_of(scores: Sequence[Score], loglik: np.ndarray, k: int, expect: Expect 
     Parameters
     ----------
     scores : N * k candidate songs, song ``i``'s candidates at ``i * k .. i * k + k - 1``.
-    loglik : float [N * k], each candidate's log-likelihood (see :func:`per_token`).
+    loglik : float [N * k], each candidate's log-likelihood (nats per token, summed over
+        the layers).
     k : candidates per song (>= 1). expect : what the preset asks (see ``Expect``).
     style : the drum-style distance to minimise second, or None.
 

@@ -39,13 +39,11 @@ def lean(logits: np.ndarray, busy: np.ndarray, nats: float) -> np.ndarray:
     return logits + np.where(busy, np.float32(nats), np.float32(0.0))[None, :]
 
 
-def lean_off(logits: np.ndarray, tokens: np.ndarray, nats: float,
-             rows: np.ndarray | None = None) -> np.ndarray:
+def lean_off(logits: np.ndarray, tokens: np.ndarray, nats: float) -> np.ndarray:
     """``logits`` [B, V] with ``nats`` taken off each row's token of ``tokens`` [B] (the chord
-    already sounding) in ``rows`` (bool [B], default all): more changes as ``nats`` rises."""
+    already sounding): more changes as ``nats`` rises."""
     if not nats:
         return logits
     logits = logits.copy()
-    rows = np.ones(len(tokens), bool) if rows is None else rows
-    logits[np.flatnonzero(rows), tokens[rows]] -= np.float32(nats)
+    logits[np.arange(len(tokens)), tokens] -= np.float32(nats)
     return logits

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from arranger.compose.plan import FREE, PHRASE_BARS, Plan, form_phrase, form_source
+from arranger.compose.plan import FREE, Plan, form_phrase, form_source, repeat
 from arranger.score import STEPS_PER_BAR, STEPS_PER_BEAT
 from tracks import melody as melody_track
 
@@ -109,20 +109,21 @@ def first_pitches(tokens: np.ndarray) -> np.ndarray:
     return last_pitches(np.asarray(tokens)[:, ::-1])
 
 
-def phrase_rules(plan: Plan, t: int, forced: np.ndarray, written: np.ndarray, fixed: np.ndarray,
+def phrase_rules(plan: Plan, t: int, forced: np.ndarray, written: np.ndarray,
                  mask: np.ndarray, chord_pcs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The melody's fixed tokens and mask at step ``t`` with the phrasing rules applied.
+    """The melody's fixed tokens and mask at step ``t``: the caller's forced tokens, the
+    melody form's repeats (:func:`arranger.compose.plan.form_source`), and the phrasing rules.
 
     ``forced`` int [B, steps]: the caller's forced tokens; ``written`` [B, steps]: the melody
-    so far; ``fixed`` [B]: this step's forced or repeated tokens (``FREE`` where sampled);
-    ``mask`` bool [B, V]; ``chord_pcs`` [B, 12]: the chord sounding. Returns new arrays: a
-    repeat's varied notes and new ending become FREE (with the contour mask on varied notes),
-    and notes ending a phrase are held to chord tones. Caller-forced tokens never change.
+    so far; ``mask`` bool [B, V]; ``chord_pcs`` [B, 12]: the chord sounding. Returns new
+    arrays, fixed int [B] (``FREE`` where sampled) and the mask: a repeat's varied notes and
+    new ending become FREE (with the contour mask on varied notes), and notes ending a phrase
+    are held to chord tones. Caller-forced tokens never change.
     """
-    phrase_steps = (plan.song.loop_bars or PHRASE_BARS) * STEPS_PER_BAR
+    phrase_steps = plan.phrase_steps
     source = form_source(plan, t)
+    fixed = repeat(forced, written, t, source)
     repeated = (forced[:, t] == FREE) & (fixed != FREE) if source is not None else None
-    fixed = fixed.copy()
     at = t % phrase_steps
     if repeated is not None:
         occ = occurrence(plan.song.melody_form, form_phrase(plan, t))

@@ -53,6 +53,11 @@ class Plan:
         return self.sampling.get(layer, Sampling())
 
     @property
+    def phrase_steps(self) -> int:
+        """Steps of a melody phrase: ``loop_bars`` bars, ``PHRASE_BARS`` if 0."""
+        return (self.song.loop_bars or PHRASE_BARS) * STEPS_PER_BAR
+
+    @property
     def max_gap_steps(self) -> int:
         """Steps without a new melody note past which a new one gets more likely (0 = off)."""
         return round(self.song.melody_gap_bars * STEPS_PER_BAR)
@@ -149,8 +154,7 @@ def drum_source(plan: Plan, step: int) -> int | None:
 def form_phrase(plan: Plan, step: int) -> int:
     """The phrase (of ``loop_bars`` bars, ``PHRASE_BARS`` if 0) holding ``step``, counted from
     the start of its section (of the song without sections)."""
-    phrase_steps = (plan.song.loop_bars or PHRASE_BARS) * STEPS_PER_BAR
-    return (step - sections.part_start(plan.form, step, STEPS_PER_BAR)) // phrase_steps
+    return (step - sections.part_start(plan.form, step, STEPS_PER_BAR)) // plan.phrase_steps
 
 
 def form_source(plan: Plan, step: int) -> int | None:
@@ -160,7 +164,6 @@ def form_source(plan: Plan, step: int) -> int | None:
     form = plan.song.melody_form
     if not form:
         return None
-    phrase_steps = (plan.song.loop_bars or PHRASE_BARS) * STEPS_PER_BAR
     phrase = form_phrase(plan, step)
     first = form.index(form[phrase % len(form)])
-    return None if first == phrase else step - (phrase - first) * phrase_steps
+    return None if first == phrase else step - (phrase - first) * plan.phrase_steps

@@ -145,10 +145,7 @@ def forced_logp(logits: np.ndarray, forced: np.ndarray, rows: np.ndarray) -> np.
     """Log-probability (nats, float64 [B]) of ``forced[rows]`` under ``logits`` [B, V]; 0 in
     the other rows."""
     logp = np.zeros(len(forced))
-    z = logits[rows].astype(np.float64)
-    top = z.max(axis=1, keepdims=True)
-    logz = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
-    logp[rows] = z[np.arange(len(rows)), forced[rows]] - logz
+    logp[rows] = token_logp(logits[rows], forced[rows])
     return logp
 
 

@@ -21,7 +21,6 @@ from arranger.compose.plan import (
     Plan,
     chord_source,
     drum_source,
-    form_source,
     repeat,
 )
 from arranger.compose.sampling import RowStreams, Stepper, choose, sample, token_logp
@@ -56,6 +55,11 @@ class Voice:
     def step(self, t: int, ctx: Context, streams: RowStreams) -> None:
         """Write this voice's token(s) of 16th step ``t`` into ``out`` and ``ctx``."""
         raise NotImplementedError
+
+    def resting_steps(self) -> np.ndarray | None:
+        """Bool [steps]: where the sections leave this layer out (None without sections)."""
+        form = self.plan.form
+        return None if form is None else np.repeat(~form.plays[self.layer], STEPS_PER_BAR)
 
     def _choose(self, logits: np.ndarray, mask: np.ndarray, fixed: np.ndarray,
                 streams: RowStreams) -> np.ndarray:
@@ -160,8 +164,7 @@ class MelodyVoice(Voice):
         self.final_step = (song.bars - 1) * STEPS_PER_BAR if song.ending and song.bars > 1 else -1
         self.final_mask = final_note_mask(plan)
         self.waiting = np.zeros(len(self.forced), np.int64)  # steps since the last note-on
-        form = plan.form  # where the melody rests for the arrangement, no gap is counted
-        self.resting = None if form is None else np.repeat(~form.plays["melody"], STEPS_PER_BAR)
+        self.resting = self.resting_steps()  # where the melody rests, no gap is counted
         self.note_nats = density.bias_nats(plan.density, self.layer)
         self.notes = np.arange(len(self.stepper.allowed)) >= melody_track.FIRST_PITCH_TOKEN
         self.beat_conditions: tuple[np.ndarray, np.ndarray] | None = None
@@ -181,8 +184,7 @@ class MelodyVoice(Voice):
         if again is not None:  # a repeated section replays its melody exactly
             fixed = repeat(self.forced, self.out, t, again)
         else:
-            fixed = repeat(self.forced, self.out, t, form_source(self.plan, t))
-            fixed, mask = phrase_rules(self.plan, t, self.forced, self.out, fixed, mask,
+            fixed, mask = phrase_rules(self.plan, t, self.forced, self.out, mask,
                                        beat_multi[:, i])
         tok = self._choose(logits, mask, fixed, streams)
         self.waiting = np.where(tok >= melody_track.FIRST_PITCH_TOKEN, 0, self.waiting + 1)
@@ -222,8 +224,7 @@ class DrumVoice(Voice):
         self.mask = self.stepper.allowed[None]
         self.no_crash = kit_map(vocab, drum_track.ALL_DRUMS & ~drum_track.drum_mask("crash"))
         self.hits = np.arange(len(self.stepper.allowed)) > drum_track.SILENCE_TOKEN
-        form = plan.form
-        self.resting = None if form is None else np.repeat(~form.plays["drums"], STEPS_PER_BAR)
+        self.resting = self.resting_steps()
         self.hit_nats = density.bias_nats(plan.density, self.layer)
 
     def preroll(self, streams: RowStreams) -> None:

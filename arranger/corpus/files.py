@@ -85,7 +85,7 @@ def _read_blob(name: str, load: Callable[[], bytes], source: str, dataset: str,
     if suffix == ".txt":
         text = load().decode("utf-8", errors="replace")
         if not is_chord_chart(text):
-            raise SkipSong("unsupported: a text file that is not a chord chart")
+            raise SkipSong(unsupported_reason(name))
         return read_chord_chart(text, source, dataset)
     raise SkipSong(unsupported_reason(name))
 
