@@ -149,6 +149,9 @@ class EffectKind:
     cost: float = 1.0  # CPU over a whole stem, relative to a filter or a compressor
     seeded: bool = False  # takes a ``seed`` (noise, LFO phases)
     noise: bool = False  # adds a signal of its own (``.noise(shape, rate)``), whatever the input
+    # Its output depends on where the audio starts (an LFO's phase, seeded noise), not only on
+    # what came before: such a chain cannot start part-way into a song (audio.sections).
+    time_origin: bool = False
 
     def build(self, params: dict[str, Any], seed: int = 0) -> Callable:
         """The effect, ``effect(audio, sample_rate) -> audio``; imports its module now."""
@@ -169,14 +172,15 @@ EFFECTS: dict[str, EffectKind] = {
     "PeakFilter": EffectKind(ShelfParams, _PB + "PeakFilter"),
     "Compressor": EffectKind(CompressorParams, _PB + "Compressor"),
     "Reverb": EffectKind(ReverbParams, _PB + "Reverb", channel_wise=False, cost=3.0),
-    "Chorus": EffectKind(ChorusParams, _PB + "Chorus", cost=1.5),
+    "Chorus": EffectKind(ChorusParams, _PB + "Chorus", cost=1.5, time_origin=True),
     "Bitcrush": EffectKind(BitcrushParams, _PB + "Bitcrush", cost=0.5),
-    "Resample": EffectKind(ResampleParams, _FX + "make_resample"),
+    "Resample": EffectKind(ResampleParams, _FX + "make_resample", time_origin=True),  # its grid
     "Limiter": EffectKind(LimiterParams, _PB + "Limiter"),
     "Gain": EffectKind(GainParams, _PB + "Gain", cost=0.2),
     "Distortion": EffectKind(DistortionParams, _PB + "Distortion"),
     "Delay": EffectKind(DelayParams, _PB + "Delay", cost=1.5),
-    "TapeWobble": EffectKind(TapeWobbleParams, _FX + "TapeWobble", seeded=True),
+    "TapeWobble": EffectKind(TapeWobbleParams, _FX + "TapeWobble", seeded=True,
+                             time_origin=True),
     "VinylCrackle": EffectKind(VinylCrackleParams, _FX + "VinylCrackle", seeded=True,
-                               noise=True),
+                               noise=True, time_origin=True),
 }

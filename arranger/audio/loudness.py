@@ -17,7 +17,6 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
@@ -26,7 +25,7 @@ OVERSAMPLING = 4
 INTERPOLATION_HALF_TAPS = 12  # original-rate samples each side of an interpolated point
 KAISER_BETA = 6.0  # gain within 0.01 dB of flat up to 0.4 fs
 SILENCE_DB = -math.inf
-_CHUNK = 1 << 16  # interpolated points per vectorised batch (bounds memory)
+_CHUNK = 1 << 14  # interpolated points per sweep: the temporaries stay in cache
 
 
 def db_to_gain(db: float) -> float:
@@ -114,38 +113,61 @@ def interpolation_weights() -> np.ndarray:
     return np.array(rows, dtype=np.float32)
 
 
-def _interpolated_magnitude(audio: np.ndarray, index: np.ndarray,
-                            weights: np.ndarray) -> np.ndarray:
-    """Largest |value| of the 3 interpolated points after each sample in ``index``.
+def _hot_ranges(loud: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """[first, stop) ranges of the samples within the filter's reach of a loud one: sample
+    ``i`` is hot when a loud ``j`` (sorted indices) lies in ``i - half + 1 .. i + half``.
 
-    The audio outside the array counts as silence. Returns (len(index),) float32, the maximum
-    over phases and channels.
+    Loud samples closer than the filter's width share a range: a new range costs that much
+    context, the samples between cost less.
+    """
+    half = INTERPOLATION_HALF_TAPS
+    breaks = np.flatnonzero(np.diff(loud) > 2 * half)
+    first = np.concatenate([loud[:1], loud[breaks + 1]]) - half
+    stop = np.concatenate([loud[breaks], loud[-1:]]) + half
+    return np.maximum(first, 0), np.minimum(stop, n)
+
+
+def _ranges(first: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """The indices ``first[r] .. stop[r] - 1`` of every range, end to end."""
+    lengths = stop - first
+    return np.arange(int(lengths.sum())) + np.repeat(first - (np.cumsum(lengths) - lengths),
+                                                     lengths)
+
+
+def _interpolated_magnitude(audio: np.ndarray, first: np.ndarray, stop: np.ndarray,
+                            weights: np.ndarray) -> np.ndarray:
+    """Largest |value| of the 3 interpolated points after each sample of the ranges
+    ``first .. stop`` (as ``_ranges`` lists them), the maximum over phases and channels.
+
+    The ranges and the samples the filter reaches around them are copied once, end to end,
+    into one buffer, which a polyphase FIR sweeps as shifted multiply-adds: ~3x less CPU
+    than gathering a filter-wide window per point. Outputs whose window spans two ranges are
+    never read. The audio outside the array counts as silence. Returns float32.
     """
     half, n = INTERPOLATION_HALF_TAPS, audio.shape[-1]
-    taps = np.arange(-half + 1, half + 1)
-    best = np.empty(len(index), dtype=np.float32)
+    taps = 2 * half
+    at = _ranges(first - half + 1, stop + half)  # each range with the filter's reach
+    inside = (at >= 0) & (at < n)
+    source = np.take(audio, np.clip(at, 0, n - 1), axis=1)
+    if not inside.all():
+        source *= inside
+    best = np.zeros(source.shape[-1] - taps + 1, dtype=np.float32)
 
-    def chunk_at(start: int) -> None:
-        chunk = index[start : start + _CHUNK]
-        at = chunk[:, None] + taps[None, :]
-        if chunk[0] - half + 1 < 0 or chunk[-1] + half >= n:  # windows off the ends: silence
-            windows = np.take(audio, np.clip(at, 0, n - 1), axis=1) * ((at >= 0) & (at < n))
-        else:
-            windows = np.take(audio, at, axis=1)  # (C, k, taps)
-        best[start : start + len(chunk)] = np.abs(windows @ weights.T).max(axis=(0, 2))
+    def sweep(start: int) -> None:
+        count = min(_CHUNK, len(best) - start)
+        window = source[:, start : start + count + taps - 1]
+        acc, term = (np.empty((len(source), count), np.float32) for _ in range(2))
+        for row in weights:
+            np.multiply(window[:, :count], row[0], out=acc)
+            for k in range(1, taps):
+                acc += np.multiply(window[:, k : k + count], row[k], out=term)
+            np.maximum(best[start : start + count], np.abs(acc, out=acc).max(axis=0),
+                       out=best[start : start + count])
 
-    # Chunks on two threads, each product on one BLAS thread: BLAS's own threads spin badly
-    # on a busy 2-core machine.
-    with threadpool_limits(1), ThreadPoolExecutor(2) as pool:
-        list(pool.map(chunk_at, range(0, len(index), _CHUNK)))
-    return best
-
-
-def _within_reach(loud: np.ndarray, half: int) -> np.ndarray:
-    """Indices ``i`` with a True in ``loud[i - half + 1 .. i + half]`` (a running count)."""
-    count = np.concatenate([np.zeros(half, np.int32), np.cumsum(loud, dtype=np.int32),
-                            np.full(half, int(loud.sum()), np.int32)])
-    return np.flatnonzero(count[2 * half :] > count[: len(loud)])
+    with ThreadPoolExecutor(2) as pool:  # numpy releases the GIL on these long arrays
+        list(pool.map(sweep, range(0, len(best), _CHUNK)))
+    offsets = np.cumsum(stop - first + taps - 1) - (stop - first + taps - 1)
+    return best[_ranges(offsets, offsets + stop - first)]
 
 
 def peak_envelope(audio: np.ndarray, threshold: float) -> np.ndarray:
@@ -166,10 +188,11 @@ def peak_envelope(audio: np.ndarray, threshold: float) -> np.ndarray:
             np.maximum(envelope, np.abs(channel, out=scratch), out=envelope)
     weights = interpolation_weights()
     bound = float(np.abs(weights).sum(axis=1).max())
-    half = INTERPOLATION_HALF_TAPS
-    hot = _within_reach(envelope * bound > threshold, half)
-    if len(hot):
-        inter = _interpolated_magnitude(audio, hot, weights)
+    loud = np.flatnonzero(envelope > threshold / bound)
+    if len(loud):
+        first, stop = _hot_ranges(loud, len(envelope))
+        hot = _ranges(first, stop)
+        inter = _interpolated_magnitude(audio, first, stop, weights)
         envelope[hot] = np.maximum(envelope[hot], inter)
     return envelope
 

@@ -67,13 +67,25 @@ def process_stem(stem: np.ndarray, sound: LayerSound, sample_rate: int, seed: in
 
     Returns (2, samples) float32, the same length as ``stem``.
     """
+    out = chain_and_pan(stem, sound, sample_rate, seed, name)
+    out *= np.float32(db_to_gain(stem_gain_db(out, sound, sample_rate)))
+    return under_ceiling(out)
+
+
+def chain_and_pan(stem: np.ndarray, sound: LayerSound, sample_rate: int, seed: int,
+                  name: str) -> np.ndarray:
+    """The layer's chain, then its pan: (2, samples) float32, never ``stem``'s own memory."""
     chain = build_chain(sound.effects, derive_seed(seed, name))
     out = as_stereo(apply_chain(chain, stem, sample_rate))
     if np.shares_memory(out, stem):
         out = out.copy()
     left, right = pan_gains(sound.pan)
     out *= np.array([[left], [right]], dtype=np.float32)  # in place: memory
-    out *= np.float32(db_to_gain(stem_gain_db(out, sound, sample_rate)))
+    return out
+
+
+def under_ceiling(out: np.ndarray) -> np.ndarray:
+    """``out`` scaled down in place, if need be, to peak at most ``STEM_CEILING_DBFS``."""
     peak = max(float(out.max(initial=0.0)), -float(out.min(initial=0.0)))  # no |out| copy
     ceiling = db_to_gain(STEM_CEILING_DBFS)
     if peak > ceiling:

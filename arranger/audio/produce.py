@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,11 @@ from arranger.audio.render import (
     layer_names,
     render_layer,
     song_length_samples,
+)
+from arranger.audio.sections import (
+    SectionEffects,
+    section_window,  # noqa: F401 (tests/test_sections.py imports it from here)
+    with_section_effects,
 )
 from arranger.audio.soundfont import find_soundfont
 from arranger.audio.tags import SongTags, song_tags, tag_mp3, write_tagged_wav
@@ -168,34 +172,6 @@ def layer_cost(midi: pretty_midi.PrettyMIDI, name: str, sound: LayerSound | None
     polyphony = sum(max(n.end - n.start, _NOTE_RING_S) for n in notes) / length
     effects = sum(EFFECTS[e.type].cost for e in (sound.effects if sound else ()))
     return 1.0 + 0.5 * polyphony + effects
-
-
-SECTION_FADE_S = 0.05  # a section's own effects fade in and out over this, centred on its edges
-SectionEffects = tuple[float, float, str, tuple]  # (start s, end s, layer, effects added)
-
-
-def section_window(n_samples: int, start_s: float, end_s: float, rate: int) -> np.ndarray:
-    """Float32 [n_samples]: 1 inside ``start_s``..``end_s``, 0 outside, linear ramps of
-    ``SECTION_FADE_S`` centred on both edges (none at the song's start)."""
-    t = np.arange(n_samples, dtype=np.float64) / rate
-    half = SECTION_FADE_S / 2
-    rise = np.clip((t - start_s + half) / SECTION_FADE_S, 0.0, 1.0) if start_s > 0 else 1.0
-    fall = np.clip((end_s + half - t) / SECTION_FADE_S, 0.0, 1.0)
-    return np.minimum(rise, fall).astype(np.float32)
-
-
-def with_section_effects(raw: np.ndarray, stem: np.ndarray, sound: LayerSound, rate: int,
-                         seed: int, name: str, spans: Sequence[SectionEffects]) -> np.ndarray:
-    """``stem`` with, in each span of ``spans`` for layer ``name``, the raw layer played
-    through its chain plus the span's effects (crossfaded at the edges). (2, samples)."""
-    for start_s, end_s, layer, effects in spans:
-        if layer != name:
-            continue
-        alt = process_stem(raw, replace(sound, effects=sound.effects + tuple(effects)), rate,
-                           seed, name)
-        w = section_window(stem.shape[-1], start_s, end_s, rate)
-        stem = stem * (1 - w) + alt * w
-    return stem
 
 
 def _start_stems(midi: pretty_midi.PrettyMIDI, names: list[str],
