@@ -102,3 +102,23 @@ def test_eval_end_to_end_on_midi_files(tmp_path):
     text = format_table(result)
     check_table(text)
     assert f"{result['data']['held_out_songs']} held-out real songs" in text
+
+
+def test_conditioning_gap_and_two_results_side_by_side(tmp_path, capsys):
+    from arranger.evaluation.report import format_comparison, main
+
+    songs = [Song(f"song{i}.mid", song_score(i), LAYERS) for i in range(12)]
+    old = evaluate_songs(songs, songs, tiny_models(), n=2, bars=4, val_fraction=0.4)
+    new = evaluate_songs(songs, songs, tiny_models(seed=1), n=2, bars=4, val_fraction=0.4)
+    bits = new["conditioning"]["melody_bits"]["markov"]
+    assert bits["gap"] == pytest.approx(bits["shuffled"] - bits["true"]) and bits["gap"] > 0
+    text = format_comparison({"old": old, "new": new})
+    lstm = new["bits_per_step"]["chords"]
+    assert f"{lstm['lstm']:.3f} / {lstm['markov']:.3f} ({lstm['gain_percent']:+.1f}%)" in text
+    assert f"{bits['gap']:.3f}" in text.split("conditioning gap")[1]
+    for metric in METRICS:
+        assert metric in text.split("MGEval")[1]
+    for name, result in (("old", old), ("new", new)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(result))
+    main([str(tmp_path / "old.json"), str(tmp_path / "new.json")])
+    assert capsys.readouterr().out.strip() == text  # columns named by the files

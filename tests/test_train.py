@@ -112,10 +112,12 @@ def test_blind_conditions_are_fed_unknown_at_generation():
     hearing = Stepper(w, 1, Sampling(), DRUMS)
     w.inference = InferenceSettings(blind_conditions=(2, 3))
     blind = Stepper(w, 1, Sampling(), DRUMS)
-    cond = np.array([[[3, 1, 2, 2]]])
+    rest = [0] * (len(DRUMS.cond_sizes) - 4)  # the conditions after the four of this test
+    cond = np.array([[[3, 1, 2, 2, *rest]]])
     logits = blind.logits(cond, None)
-    assert cond.tolist() == [[[3, 1, 2, 2]]]  # the caller's conditions are left alone
-    np.testing.assert_array_equal(logits, hearing.logits(np.array([[[3, 1, 0, 0]]]), None))
+    assert cond.tolist() == [[[3, 1, 2, 2, *rest]]]  # the caller's conditions are left alone
+    np.testing.assert_array_equal(logits, hearing.logits(np.array([[[3, 1, 0, 0, *rest]]]),
+                                                         None))
     assert not np.array_equal(logits, Stepper(tiny_models().drums, 1, Sampling(), DRUMS)
                               .logits(cond, None))
 
@@ -260,3 +262,101 @@ def test_an_unwritable_out_is_refused_before_reading_the_corpus(tmp_path, monkey
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="a folder that can be written to"):
         run_training([tmp_path], tmp_path / "file" / "w", device="cpu")
+
+
+# --- training randomness (#16): same seed, same weights ---------------------------------------
+
+def _tensors(path):
+    return {k: v.clone() for k, v in load_weights(path, "melody").model.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_twice_with_one_seed_gives_identical_weights(tmp_path):
+    split = prepare_layer(corpus(), "melody", CFG)
+    train_layer(split, CFG, tmp_path / "a", torch.device("cpu"))
+    torch.rand(1000)  # whatever ran before must not matter: training seeds itself
+    train_layer(split, CFG, tmp_path / "b", torch.device("cpu"))
+    a, b = _tensors(tmp_path / "a/melody.safetensors"), _tensors(tmp_path / "b/melody.safetensors")
+    assert _same(a, b)
+    other = TrainConfig(**{**CFG.__dict__, "seed": 1})
+    train_layer(split, other, tmp_path / "c", torch.device("cpu"))
+    assert not _same(a, _tensors(tmp_path / "c/melody.safetensors"))
+
+
+def test_how_often_the_best_model_is_exported_does_not_change_training(tmp_path):
+    """Held-out windows that never improve (all padding: 0 bits from epoch 1) export the model
+    once, real ones every epoch they improve: the weights trained must not depend on that."""
+    from dataclasses import replace
+
+    from arranger.training.layer_data import IGNORE
+
+    split = prepare_layer(corpus(), "melody", CFG)
+    blank = replace(split, val=replace(split.val, target=torch.full_like(split.val.target,
+                                                                         IGNORE)))
+    real = train_layer(split, CFG, tmp_path / "real", torch.device("cpu"))
+    train_layer(blank, CFG, tmp_path / "blank", torch.device("cpu"))
+    vals = [h["val_bits"] for h in real["history"]]
+    assert vals == sorted(vals, reverse=True) and len(set(vals)) == 3  # exported 3 times vs once
+    last = [torch.load(tmp_path / d / "melody.ckpt.pt", weights_only=True)["model"]
+            for d in ("real", "blank")]
+    assert _same(*last)
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    split = prepare_layer(corpus(), "melody", CFG)
+    train_layer(split, CFG, tmp_path / "straight", torch.device("cpu"))
+    two = TrainConfig(**{**CFG.__dict__, "epochs": 2})
+    train_layer(split, two, tmp_path / "resumed", torch.device("cpu"))
+    train_layer(split, CFG, tmp_path / "resumed", torch.device("cpu"), resume=True)
+    last = [torch.load(tmp_path / d / "melody.ckpt.pt", weights_only=True)["model"]
+            for d in ("straight", "resumed")]
+    assert _same(*last)
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero_over_the_epochs():
+    from arranger.training.train import lr_at
+
+    cos = TrainConfig(lr=1e-2, epochs=10, lr_schedule="cosine")
+    rates = [lr_at(cos, e / 2) for e in range(21)]
+    assert rates[0] == 1e-2 and abs(rates[10] - 5e-3) < 1e-12 and rates[-1] == 0.0
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert lr_at(TrainConfig(lr=1e-2), 7.5) == 1e-2  # constant by default
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+
+
+def test_a_weights_folder_is_assembled_from_layers_of_separate_runs(tmp_path):
+    """The shipped folder from a chords run and a drums run: files byte for byte, one coherent
+    card that lists the conditions each model was built with."""
+    import json
+
+    from arranger.training.cards import assemble_weights
+    from tracks.layers import layer_spec
+    from tracks.model import WeightsError
+
+    one = TrainConfig(**{**CFG.__dict__, "epochs": 1})
+    for layer, run in (("chords", "a"), ("melody", "a"), ("drums", "b")):
+        cfg = one if layer != "chords" else TrainConfig(**{**one.__dict__, "seq_len": 16})
+        train_layer(prepare_layer(corpus(), layer, cfg), cfg, tmp_path / run, torch.device("cpu"))
+    out = tmp_path / "shipped"
+    assemble_weights(out, {"chords": tmp_path / "a", "melody": tmp_path / "a"})
+    cards = assemble_weights(out, {"drums": tmp_path / "b"})  # the chords and melody stay
+    assert sorted(cards) == ["chords", "drums", "melody"]
+    for layer, run in (("chords", "a"), ("melody", "a"), ("drums", "b")):
+        name = f"{layer}.safetensors"
+        assert (out / name).read_bytes() == (tmp_path / run / name).read_bytes()
+    card = json.loads((out / "model_card.json").read_text())
+    sizes = list(layer_spec("drums").cond_sizes)
+    assert card["drums"]["conditions"] == sizes and card["drums"]["epochs"] == 1
+    md = (out / "MODEL_CARD.md").read_text()
+    assert f"- drums: {len(sizes)} ({', '.join(map(str, sizes))})" in md
+    before = (out / "drums.safetensors").read_bytes()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "drums.safetensors").write_bytes((tmp_path / "a/melody.safetensors").read_bytes())
+    with pytest.raises(WeightsError, match="holds a 'melody' model"):  # nothing written
+        assemble_weights(out, {"chords": tmp_path / "a", "drums": foreign})
+    assert (out / "drums.safetensors").read_bytes() == before

@@ -12,7 +12,9 @@ Three things are measured.
 3. **Conditioning check**: melody chord-tone ratio and tonal distance with the song's own chords
    vs chords taken from another song (a derangement with a fixed seed), for real, LSTM and Markov
    songs, and the melody models' bits/step with true vs shuffled chord conditions on up to 64
-   held-out songs. If the melody follows its chords, shuffling makes every number worse.
+   held-out songs (their difference is the conditioning ``gap``). If the melody follows its
+   chords, shuffling makes every number worse. :func:`arranger.evaluation.report.main`
+   prints several ``--json`` results side by side (``python -m arranger.evaluation.report``).
 
 The split
 ---------
@@ -51,16 +53,16 @@ import torch
 
 from arranger.compose.coordinator import Models, compose
 from arranger.compose.plan import Plan
-from arranger.evaluation.metrics import (
-    METRICS,
-    all_metrics,
-    chord_tone_ratio,
-    overlapping_area,
-    tonal_distance,
-)
+from arranger.evaluation.metrics import all_metrics
 from arranger.evaluation.present import absent_bits, baseline_models, present_splits
 from arranger.evaluation.report import fmt, format_table  # noqa: F401  (part of the eval API)
-from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, Chord, Score
+from arranger.evaluation.sets import (  # noqa: F401  (derangement, with_chords: part of the API)
+    conditioning_check,
+    derangement,
+    summarise_metrics,
+    with_chords,
+)
+from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, Score
 from arranger.settings import Sampling, SongSettings
 from arranger.training.layer_data import (
     Windows,
@@ -286,7 +288,7 @@ def _shuffled_bits(real: Sequence, models: Models, markov: Models, split: LayerS
     """
     songs = [s for s in real if {"melody", "chords"} <= set(s.layers)]
     if len(songs) < 2 or split is None:
-        return {"songs": len(songs)} | {name: {"true": None, "shuffled": None}
+        return {"songs": len(songs)} | {name: {"true": None, "shuffled": None, "gap": None}
                                         for name in ("lstm", "markov")}
     rng = np.random.default_rng(seed)
     songs = [songs[i] for i in sorted(rng.permutation(len(songs))[:max_songs].tolist())]
@@ -296,8 +298,10 @@ def _shuffled_bits(real: Sequence, models: Models, markov: Models, split: LayerS
                 for s, j in zip(songs, order, strict=True)]
     windows = {k: layer_windows("melody", v, split.vocab, _seq_len(models.melody))
                for k, v in (("true", songs), ("shuffled", shuffled))}
-    return {name: {k: bits_per_step(m.melody.model, w) for k, w in windows.items()}
-            for name, m in (("lstm", models), ("markov", markov))} | {"songs": len(songs)}
+    out = {name: {k: bits_per_step(m.melody.model, w) for k, w in windows.items()}
+           for name, m in (("lstm", models), ("markov", markov))}
+    return {name: v | {"gap": v["shuffled"] - v["true"]} for name, v in out.items()} | {
+        "songs": len(songs)}
 
 
 # --- generation -------------------------------------------------------------------------------
@@ -318,62 +322,6 @@ def generate_songs(models: Models, real: Sequence, *, n: int, bars: int, seed: i
     picks = rng.integers(len(real), size=n)
     return [s.copy(key=real[i].score.key, tempo_bpm=real[i].score.tempo_bpm)
             for s, i in zip(scores, picks.tolist(), strict=True)]
-
-
-# --- metrics and the conditioning check -------------------------------------------------------
-
-def summarise(values: Sequence[float]) -> dict:
-    """Mean, standard deviation and count of the finite values."""
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if not len(x):
-        return {"mean": None, "std": None, "n": 0}
-    return {"mean": float(x.mean()), "std": float(x.std()), "n": int(len(x))}
-
-
-def summarise_metrics(values: dict[str, list[dict[str, float]]]) -> dict:
-    """Per metric and set: :func:`summarise`, plus each generated set's overlap with real."""
-    out = {}
-    for name in METRICS:
-        column = {k: [row[name] for row in rows] for k, rows in values.items()}
-        out[name] = {k: summarise(v) for k, v in column.items()}
-        for k in column:
-            if k != "real":
-                out[name][k]["overlap"] = overlapping_area(column[k], column["real"])
-    return out
-
-
-def derangement(n: int, seed: int) -> list[int]:
-    """A random permutation without fixed points (Sattolo's algorithm: one n-cycle), n >= 2."""
-    if n < 2:
-        raise ValueError("a derangement needs at least 2 items")
-    order = list(range(n))
-    rng = np.random.default_rng(seed)
-    for i in range(n - 1, 0, -1):
-        j = int(rng.integers(i))
-        order[i], order[j] = order[j], order[i]
-    return order
-
-
-def with_chords(score: Score, chords: Sequence[Chord | None]) -> Score:
-    """``score`` with ``chords`` instead of its own, repeated or cut to its length."""
-    beats = score.bars * BEATS_PER_BAR
-    reps = -(-beats // max(len(chords), 1))
-    return score.copy(chords=tuple((tuple(chords) or (None,)) * reps)[:beats])
-
-
-def conditioning_check(scores: Sequence[Score], seed: int) -> dict:
-    """Chord-tone ratio and tonal distance with true chords vs chords of another song."""
-    if len(scores) < 2:
-        empty = {"true": None, "shuffled": None}
-        return {"songs": len(scores), "chord_tone_ratio": empty, "tonal_distance": dict(empty)}
-    order = derangement(len(scores), seed)
-    shuffled = [with_chords(s, scores[j].chords) for s, j in zip(scores, order, strict=True)]
-    out: dict = {"songs": len(scores)}
-    for name, fn in (("chord_tone_ratio", chord_tone_ratio), ("tonal_distance", tonal_distance)):
-        out[name] = {"true": summarise([fn(s) for s in scores])["mean"],
-                     "shuffled": summarise([fn(s) for s in shuffled])["mean"]}
-    return out
 
 
 # --- output -----------------------------------------------------------------------------------

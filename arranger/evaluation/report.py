@@ -61,10 +61,63 @@ def format_table(result: dict) -> str:
                     "shuffled"], rows)
     bits = cond["melody_bits"]
     lines += ["", f"melody bits/step on {bits.get('songs', 0)} held-out songs with true / "
-              "shuffled chords: " + "; ".join(
-                  f"{SET_NAMES[k]} {fmt(bits[k]['true'])} / {fmt(bits[k]['shuffled'])}"
-                  for k in ("lstm", "markov"))]
+              "shuffled chords (gap): " + "; ".join(
+                  f"{SET_NAMES[k]} {fmt(bits[k]['true'])} / {fmt(bits[k]['shuffled'])} "
+                  f"({fmt(_gap(bits[k]))})" for k in ("lstm", "markov"))]
     return "\n".join(lines)
+
+
+# --- two or more results side by side (e.g. old weights vs new) ------------------------------
+
+GAIN_TARGET = 15.0  # percent fewer bits/step than the Markov baseline, every layer (issue #16)
+GAP_TARGET = 0.15  # melody bits/step lost with shuffled chords, at least
+
+
+def _gap(bits: dict) -> float | None:
+    """Shuffled minus true chords; derived, so results written before it was stored work too."""
+    if bits.get("true") is None or bits.get("shuffled") is None:
+        return None
+    return bits["shuffled"] - bits["true"]
+
+
+def _gain(b: dict) -> str:
+    return "n/a" if b.get("lstm") is None else f"{b['gain_percent']:+.1f}%"
+
+
+def format_comparison(results: dict[str, dict]) -> str:
+    """Named ``lofi eval`` results side by side: per layer LSTM and Markov bits/step and the gain
+    (target >= 15%), the melody's conditioning gap (target >= 0.15) and each metric's overlap."""
+    names = list(results)
+    first = next(iter(results.values()))
+    rows = [[layer, *(f"{fmt(r['bits_per_step'][layer]['lstm'])} / "
+                      f"{fmt(r['bits_per_step'][layer]['markov'])} "
+                      f"({_gain(r['bits_per_step'][layer])})" for r in results.values())]
+            for layer in first["bits_per_step"]]
+    lines = [f"Held-out bits/step, LSTM / Markov (gain; target >= {GAIN_TARGET:g}%)"]
+    lines += _grid(["layer", *names], rows)
+    gaps = [[SET_NAMES[k], *(fmt(_gap(r["conditioning"]["melody_bits"][k]))
+                             for r in results.values())] for k in ("lstm", "markov")]
+    lines += ["", f"Melody conditioning gap, bits/step shuffled - true chords "
+                  f"(target >= {GAP_TARGET:g})"]
+    lines += _grid(["model", *names], gaps)
+    rows = [[metric, *(f"{fmt(r['metrics'][metric]['lstm']['overlap'])} / "
+                       f"{fmt(r['metrics'][metric]['markov']['overlap'])}"
+                       for r in results.values())] for metric in first["metrics"]]
+    lines += ["", "MGEval overlapping area with real songs, LSTM / Markov (1 = same distribution)"]
+    return "\n".join(lines + _grid(["metric", *names], rows))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m arranger.evaluation.report A.json B.json ...``: files of ``lofi eval --json``
+    side by side, each column named by its file name."""
+    import json
+    import sys
+    from pathlib import Path
+
+    paths = [Path(a) for a in (sys.argv[1:] if argv is None else argv)]
+    if not paths:
+        raise SystemExit("usage: python -m arranger.evaluation.report EVAL.json [EVAL.json ...]")
+    print(format_comparison({p.stem: json.loads(p.read_text()) for p in paths}))
 
 
 # --- per-preset musical checks (arranger.evaluation.preset_checks) -----------------------------
@@ -110,3 +163,7 @@ def format_presets(result: dict, corpus: dict[str, dict] | None = None) -> str:
                       "(1 = the same drums)"]
         lines += _grid(["presets", "identical"], [[k, fmt(v, 2)] for k, v in same.items()])
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,9 +8,10 @@ where it came from (``copied_from``, ``copied_because``) and the markdown card s
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
-from arranger.atomic import write_text
+from arranger.atomic import write_bytes, write_text
 from tracks.layers import MODEL_LAYERS
 
 MODEL_CARD = "model_card.json"
@@ -55,6 +56,7 @@ def model_card_markdown(cards: dict) -> str:
         lines.append(f"| {layer} | {c['parameters']:,} | {c['train_tokens']:,} | "
                      f"{c.get('epochs', 0)} | {c.get('val_bits_per_step', float('nan')):.3f} | "
                      f"{c['unigram_val_bits_per_step']:.3f} |")
+    lines += _condition_lines(cards)
     lines += _copied_lines(cards) + _warning_lines(cards) + _data_lines(cards)
     lines += _fine_tune_lines(cards) + _distributed_lines(cards)
     lines += ["", "Songs were held out for validation by a stable hash of the last three parts "
@@ -62,6 +64,21 @@ def model_card_markdown(cards: dict) -> str:
               "condition listed as blind there never had a known value in training (the drum "
               "corpus has no chords or melody), so generation feeds it as unknown.", ""]
     return "\n".join(lines)
+
+
+def _condition_lines(cards: dict) -> list[str]:
+    """What each model was built to hear: one line per layer, from its own config."""
+    lines = ["", "Conditions each model was trained with (how many, and the values each takes; "
+             "blind ones are fed as unknown):", ""]
+    for layer, c in cards.items():
+        sizes = c.get("conditions")
+        if sizes is None:
+            continue
+        blind = c.get("blind_conditions") or []
+        lines.append(f"- {layer}: {len(sizes)} ({', '.join(map(str, sizes))})"
+                     + (f"; blind: {', '.join(map(str, blind))}" if blind else "")
+                     + ("; per-class velocity table" if c.get("drum_velocity") else ""))
+    return lines if len(lines) > 3 else []
 
 
 def _copied_lines(cards: dict) -> list[str]:
@@ -102,7 +119,7 @@ def _distributed_lines(cards: dict) -> list[str]:
     lines = []
     for layer, c in cards.items():
         d = c.get("distributed")
-        if d and not c.get("copied_from"):
+        if d and d.get("world_size", 1) > 1 and not c.get("copied_from"):  # one process: no news
             lines += ["", f"The {layer} model trained on {d['world_size']} processes "
                       f"({d['devices']}, {d['backend']}), {d['per_rank_batch']} windows per "
                       f"rank and step, {c.get('train_tokens_per_s', 0):,} tokens/s in all."]
@@ -120,7 +137,8 @@ def write_model_cards(out: Path) -> dict:
     for layer in MODEL_LAYERS:
         path = out / f"{layer}.safetensors"
         if path.exists():
-            cards[layer] = load_weights(path, layer).card
+            w = load_weights(path, layer)
+            cards[layer] = w.card | {"conditions": list(w.model.config.cond_sizes)}
     write_text(out / MODEL_CARD, json.dumps(_public(cards), indent=2) + "\n")
     write_text(out / "MODEL_CARD.md", model_card_markdown(cards))
     return cards
@@ -128,3 +146,25 @@ def write_model_cards(out: Path) -> dict:
 
 def _public(cards: dict) -> dict:
     return {k: {kk: vv for kk, vv in v.items() if kk != "allowed_tokens"} for k, v in cards.items()}
+
+
+def assemble_weights(out: Path, sources: Mapping[str, Path]) -> dict:
+    """Build one weights folder from layers trained in separate runs.
+
+    ``sources`` maps a layer to the folder whose ``<layer>.safetensors`` is taken, byte for
+    byte (its card travels inside it); layers not named keep the file ``out`` holds. Every file
+    is checked to load as its layer before anything is written, then the cards are rebuilt from
+    the files, so ``model_card.json`` and ``MODEL_CARD.md`` describe exactly what is there.
+    Returns the cards.
+    """
+    from tracks.model import load_weights
+
+    files = {}
+    for layer, folder in sources.items():
+        path = Path(folder) / f"{layer}.safetensors"
+        load_weights(path, layer)  # a missing, foreign or damaged file fails here, not later
+        files[layer] = path.read_bytes()
+    Path(out).mkdir(parents=True, exist_ok=True)
+    for layer, data in files.items():
+        write_bytes(Path(out) / f"{layer}.safetensors", data)
+    return write_model_cards(Path(out))

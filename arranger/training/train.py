@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from arranger.atomic import atomic_path
 from arranger.training import distributed
+from arranger.training.checkpoint import load_checkpoint, save_checkpoint
 from arranger.training.distributed import SOLO, World
 from arranger.training.layer_data import (
     IGNORE,
@@ -34,6 +34,7 @@ from tracks.model import ConditionedLSTM, LayerWeights, ModelConfig, save_weight
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop,
               "adamax": torch.optim.Adamax}
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class TrainConfig:
     epochs: int = 20  # upper bound; early stopping usually ends sooner
     batch_size: int = 64  # windows per optimiser step
     seq_len: int = 128  # tokens per window (steps for melody/drums, beats for chords)
-    lr: float = 2e-3  # learning rate
+    lr: float = 2e-3  # learning rate (the peak one under a schedule)
+    lr_schedule: str = "constant"  # constant, or cosine: from lr down to 0 over `epochs`
     weight_decay: float = 0.01  # AdamW only
     optimizer: str = "adamw"  # adamw, adam, rmsprop or adamax
     patience: int = 3  # epochs without validation gain before stopping
@@ -60,6 +62,21 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule {self.lr_schedule!r}: choose one of "
+                             f"{', '.join(SCHEDULES)}")
+
+
+def lr_at(cfg: TrainConfig, progress: float) -> float:
+    """The learning rate after ``progress`` epochs (fractional: it moves every step).
+
+    A pure function of the position, so a resumed run continues the same curve without
+    scheduler state in the checkpoint. Cosine spans ``cfg.epochs``: set ``max_minutes`` so that
+    they all fit, or the run stops before the rate has come down.
+    """
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress / max(cfg.epochs, 1), 1.0)))
+    return cfg.lr
 
 
 def resolve_device(name: str) -> torch.device:
@@ -169,8 +186,8 @@ def train_layer(split: LayerSplit, cfg: TrainConfig, out_dir: Path, device: torc
     ckpt_path = out_dir / f"{layer_of(split)}.ckpt.pt"
     state = {"epoch": 0, "best": float("inf"), "bad": 0, "history": []}
     if resume and ckpt_path.exists():
-        state = _load_checkpoint(ckpt_path, model, opt, split)
-    card = _card(split, cfg, device, world) | (extra or {})
+        state = load_checkpoint(ckpt_path, model, opt, split)
+    card = _card(split, cfg, model, device, world) | (extra or {})
     if init is not None:
         card["fine_tuned_from"] = {k: init.card.get(k) for k in
                                    ("datasets", "epochs", "val_bits_per_step", "train_tokens")}
@@ -179,7 +196,7 @@ def train_layer(split: LayerSplit, cfg: TrainConfig, out_dir: Path, device: torc
         _epochs(net, model, opt, split, cfg, device, world, state, card, out_dir, progress)
     except KeyboardInterrupt:
         if world.main:
-            _save_checkpoint(ckpt_path, model, opt, state, split)
+            save_checkpoint(ckpt_path, model, opt, state, split)
         raise
     return card
 
@@ -213,7 +230,7 @@ def _epochs(net, model, opt, split, cfg, device, world, state, card, out_dir, pr
         if world.main:
             if improved:
                 save_weights(out_dir / f"{layer}.safetensors", _export(model, split, card))
-            _save_checkpoint(out_dir / f"{layer}.ckpt.pt", model, opt, state, split)
+            save_checkpoint(out_dir / f"{layer}.ckpt.pt", model, opt, state, split)
             if progress:
                 progress(layer, state["epoch"], cfg.epochs, {"val_bits": val, "tok/s": rate})
         late = bool(cfg.max_minutes) and time.monotonic() - started > cfg.max_minutes * 60
@@ -250,6 +267,8 @@ def _run_epoch(net, opt, data: Windows, cfg: TrainConfig, device, progress, epoc
     started, tokens = time.perf_counter(), 0
     n_batches = math.ceil(len(order) / batch)
     for i in range(n_batches):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, epoch + i / n_batches)
         prev, cond, multi, target = data.batch(order[i * batch:(i + 1) * batch], device)
         with _autocast(device):
             logits, _ = net(prev, cond, multi if multi.shape[-1] else None)
@@ -271,8 +290,9 @@ def layer_of_net(net: nn.Module) -> str:
     return getattr(net, "module", net).config.layer
 
 
-def _card(split: LayerSplit, cfg: TrainConfig, device: torch.device, world: World) -> dict:
-    params = sum(p.numel() for p in ConditionedLSTM(split.config).parameters())
+def _card(split: LayerSplit, cfg: TrainConfig, model: nn.Module, device: torch.device,
+          world: World) -> dict:
+    params = sum(p.numel() for p in model.parameters())
     counts = torch.bincount(split.train.target[split.train.target != IGNORE],
                             minlength=split.config.vocab_size)
     allowed = torch.nonzero(counts >= cfg.min_count).flatten().tolist()
@@ -313,48 +333,12 @@ def blind_conditions(split: LayerSplit) -> list[int]:
 
 
 def _export(model: ConditionedLSTM, split: LayerSplit, card: dict) -> LayerWeights:
-    cpu = ConditionedLSTM(split.config)
+    # A forked RNG: initialising this throwaway copy must not move the training's random
+    # stream (dropout), or a run's result would depend on which epochs improved.
+    with torch.random.fork_rng(devices=[]):
+        cpu = ConditionedLSTM(split.config)
     cpu.load_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()})
     return LayerWeights(cpu, split.vocab, dict(card))
-
-
-def _save_checkpoint(path: Path, model, opt, state: dict, split: LayerSplit) -> None:
-    payload = {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
-               "config": asdict(split.config), "vocab": split.vocab}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _load_checkpoint(path: Path, model, opt, split: LayerSplit) -> dict:
-    """Restore ``model`` and ``opt`` from a checkpoint; returns the epoch state.
-
-    ``weights_only=True``: tensors and plain values only, no code runs. A truncated, foreign or
-    pickle-bearing file is a one-line ``ValueError``, and the file is left as it is.
-    """
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        saved = ModelConfig.from_dict(payload["config"])
-        same = saved == split.config and payload["vocab"] == split.vocab
-    except Exception as e:  # noqa: BLE001 (any failure of an untrusted file is the same answer)
-        raise _bad_checkpoint(path, e) from None
-    if not same:
-        raise ValueError(f"{path}: checkpoint was trained with another config or vocabulary; "
-                         "start without --resume or use another --out")
-    try:
-        model.load_state_dict(payload["model"])
-        opt.load_state_dict(payload["optimizer"])
-        state = dict(payload["state"])
-        state = {"epoch": int(state["epoch"]), "best": float(state["best"]),
-                 "bad": int(state["bad"]), "history": list(state["history"])}
-    except Exception as e:  # noqa: BLE001
-        raise _bad_checkpoint(path, e) from None
-    return state
-
-
-def _bad_checkpoint(path: Path, e: Exception) -> ValueError:
-    detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:100]
-    return ValueError(f"{path}: this checkpoint cannot be read ({detail}); --resume needs one "
-                      "written by `lofi train`: delete it or train without --resume")
 
 
 def with_overrides(cfg: TrainConfig, **changes) -> TrainConfig:
