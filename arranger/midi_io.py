@@ -21,7 +21,6 @@ from arranger.score import (
     BEATS_PER_BAR,
     DRUM_CLASS_NOTES,
     DRUM_CLASSES,
-    DRUM_VELOCITIES,
     LAYERS,
     QUALITIES,
     STEPS_PER_BAR,
@@ -163,14 +162,14 @@ def _line_notes(score: Score, layer: str, dt: float) -> list[pretty_midi.Note]:
 
 
 def _drum_notes(score: Score, layer: str, dt: float) -> list[pretty_midi.Note]:
+    """Each hit at its own velocity (``Score.hit_velocities``: the drum model's velocity table,
+    else one per step level)."""
     notes = []
-    for step in np.flatnonzero(score.drums).tolist():
-        mask, level = int(score.drums[step]), int(score.drum_velocity[step])
-        for cls in range(len(DRUM_CLASSES)):
-            if mask & (1 << cls):
-                t = step * dt
-                notes.append(pretty_midi.Note(DRUM_VELOCITIES[level], DRUM_CLASS_NOTES[cls][0],
-                                              t, t + dt))
+    velocity = score.hit_velocities()
+    for step, cls in zip(*np.nonzero(velocity), strict=True):
+        t = int(step) * dt
+        notes.append(pretty_midi.Note(int(velocity[step, cls]), DRUM_CLASS_NOTES[cls][0],
+                                      t, t + dt))
     return notes
 
 
@@ -254,7 +253,8 @@ def from_midi(pm: pretty_midi.PrettyMIDI) -> Score:
                      for n in by_layer[layer].notes]
             setattr(score, layer, line_from_spans(spans, steps))
     if "drums" in by_layer:
-        score.drums, score.drum_velocity = _read_drums(by_layer["drums"], dt, steps)
+        score.drums, score.drum_velocity, score.drum_hit_velocity = _read_drums(
+            by_layer["drums"], dt, steps)
     score.chords = _read_chords(pm, by_layer.get("chords"), key, dt, bars)
     return score
 
@@ -294,18 +294,19 @@ def _key_of(pm: pretty_midi.PrettyMIDI) -> Key:
 
 
 def _read_drums(inst: pretty_midi.Instrument, dt: float, steps: int):
+    """(hit masks, step levels, each class's loudest velocity per step) of a drum track."""
     masks = np.zeros(steps, np.uint16)
     levels = np.ones(steps, np.uint8)
-    peak = np.zeros(steps, np.int64)
+    hits = np.zeros((steps, len(DRUM_CLASSES)), np.uint8)
     for n in inst.notes:
         step, cls = round(n.start / dt), drum_class_of_pitch(n.pitch)
-        if cls is None or not 0 <= step < steps:
+        if cls is None or not 0 <= step < steps or n.velocity < 1:
             continue
         masks[step] |= 1 << cls
-        peak[step] = max(peak[step], n.velocity)
+        hits[step, cls] = max(hits[step, cls], n.velocity)
     hit = masks > 0
-    levels[hit] = velocity_level(peak[hit])
-    return masks, levels
+    levels[hit] = velocity_level(hits[hit].max(axis=1))
+    return masks, levels, hits
 
 
 def _read_chords(pm, inst, key: Key, dt: float, bars: int) -> tuple[Chord | None, ...]:

@@ -10,6 +10,10 @@ chords : tuple of ``Chord | None`` per beat (4 per bar); ``None`` is "no chord" 
 melody, bass : int16 array per step: ``REST``, ``HOLD`` or a key-relative MIDI pitch (note-on).
 drums : uint16 array per step, a bit mask over ``DRUM_CLASSES``.
 drum_velocity : uint8 array per step, a level 0..2 (ghost, normal, accent) for that step's hits.
+drum_hit_velocity : None, or uint8 [steps, classes]: the MIDI velocity of each hit (0 where a
+    class is not hit); None writes every hit at its step level's ``DRUM_VELOCITIES``.
+style : the drum style the song is played in (a Groove MIDI style such as ``"hiphop"``), or
+    ``""`` when unknown.
 """
 
 from __future__ import annotations
@@ -207,6 +211,8 @@ class Score:
     bass: np.ndarray = field(default=None)  # type: ignore[assignment]
     drums: np.ndarray = field(default=None)  # type: ignore[assignment]
     drum_velocity: np.ndarray = field(default=None)  # type: ignore[assignment]
+    drum_hit_velocity: np.ndarray | None = None
+    style: str = ""
 
     def __post_init__(self) -> None:
         if self.bars < 1:
@@ -221,6 +227,11 @@ class Score:
         self.bass = _steps(self.bass, n, np.int16, REST, "bass")
         self.drums = _steps(self.drums, n, np.uint16, 0, "drums")
         self.drum_velocity = _steps(self.drum_velocity, n, np.uint8, 1, "drum_velocity")
+        if self.drum_hit_velocity is not None:
+            self.drum_hit_velocity = np.asarray(self.drum_hit_velocity).astype(np.uint8)
+            if self.drum_hit_velocity.shape != (n, len(DRUM_CLASSES)):
+                raise ValueError(f"drum_hit_velocity needs shape ({n}, {len(DRUM_CLASSES)}), "
+                                 f"got {self.drum_hit_velocity.shape}")
         if len(self.chords) != self.bars * BEATS_PER_BAR:
             raise ValueError(f"chords need {self.bars * BEATS_PER_BAR} beats, "
                              f"got {len(self.chords)}")
@@ -239,7 +250,17 @@ class Score:
     def copy(self, **changes) -> Score:
         """A deep copy with ``changes`` applied."""
         arrays = {k: getattr(self, k).copy() for k in ("melody", "bass", "drums", "drum_velocity")}
-        return replace(self, **(arrays | changes))
+        hits = None if self.drum_hit_velocity is None else self.drum_hit_velocity.copy()
+        return replace(self, **(arrays | {"drum_hit_velocity": hits} | changes))
+
+    def hit_velocities(self) -> np.ndarray:
+        """uint8 [steps, classes]: the MIDI velocity each drum hit is written with (0: no hit),
+        from ``drum_hit_velocity`` where it has one, else the step level's ``DRUM_VELOCITIES``."""
+        hit = (self.drums[:, None].astype(np.int64) >> np.arange(len(DRUM_CLASSES))) & 1 == 1
+        by_level = np.asarray(DRUM_VELOCITIES, np.uint8)[np.minimum(self.drum_velocity, 2)]
+        own = self.drum_hit_velocity
+        velocity = by_level[:, None] if own is None else np.where(own > 0, own, by_level[:, None])
+        return np.where(hit, velocity, 0).astype(np.uint8)
 
     def equals(self, other: Score) -> bool:
         """Same grid content (tempo, key, swing and every layer)."""
@@ -249,6 +270,7 @@ class Score:
             and self.chords == other.chords
             and all(np.array_equal(getattr(self, k), getattr(other, k))
                     for k in ("melody", "bass", "drums", "drum_velocity"))
+            and np.array_equal(self.hit_velocities(), other.hit_velocities())
         )
 
 

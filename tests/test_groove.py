@@ -123,3 +123,72 @@ def test_real_soul_beats_mostly_have_a_backbeat():
     kept = [p for p in perfs if p.score is not None]
     assert len(kept) >= 5 and all(60 <= p.bpm <= 140 for p in kept)
     assert sum(groove.is_backbeat(p.score) for p in kept) >= 4
+
+
+def played_velocities(score: Score, pickup: int = 3) -> Score:
+    """``score`` (a :func:`performance_score`) with each class played at its own velocity:
+    backbeat snares 118, other snares (ghosts) 40, kicks 96, hats 70 on the beat and 55 off
+    it, everything else 80."""
+    from arranger.score import DRUM_CLASSES, velocity_level
+
+    hits = score.hit_velocities()
+    vel = np.where(hits > 0, 80, 0)
+    step = (np.arange(score.steps) - pickup) % 16
+    snare, kick, hat = (DRUM_CLASSES.index(c) for c in ("snare", "kick", "closed_hat"))
+    vel[:, snare] = np.where(np.isin(step, (4, 12)), 118, 40)
+    vel[:, kick], vel[:, hat] = 96, np.where(step % 4 == 0, 70, 55)
+    score.drum_hit_velocity = np.where(hits > 0, vel, 0)
+    score.drum_velocity[:] = velocity_level(score.hit_velocities().max(axis=1))
+    return score
+
+
+def test_a_groove_file_reads_with_its_style_and_in_phase(tmp_path):
+    write_dataset(tmp_path, [("hiphop/groove3", "beat", "4-4", "a.mid")])
+    path = tmp_path / "drummer1" / "session1" / "a.mid"
+    from arranger.corpus.files import read_file
+
+    (song,), (raw,) = read_file(path), read_file(path, aligned=False)
+    assert song.score.style == raw.score.style == "hiphop"
+    assert groove.best_phase(raw.score) == 3 and groove.best_phase(song.score) == 0
+    assert song.score.bars < raw.score.bars and groove.is_backbeat(song.score)
+
+
+def test_hit_velocities_and_the_velocity_table_of_performances(tmp_path):
+    write_dataset(tmp_path, [("hiphop", "beat", "4-4", "a.mid"), ("soul", "beat", "4-4", "b.mid")])
+    played = played_velocities(performance_score())
+    midi_io.write_midi(tmp_path / "drummer1" / "session1" / "a.mid", played)
+    perfs = groove.performances(tmp_path)
+    hiphop = perfs[0]
+    start = hiphop.phase + hiphop.trimmed[0] * 16
+    expected = played.hit_velocities()[start:start + hiphop.score.steps]
+    np.testing.assert_array_equal(groove.hit_velocity(hiphop), expected)
+    table = groove.velocity_table(perfs)
+    assert set(table.styles) == {"", "hiphop", "soul"}
+    snare, hat = 1, 2
+    cells = table.styles["hiphop"]
+    assert cells[snare, 4, 2] == 118 and cells[hat, 0, 1] == 70  # 8 bars: 8+ hits a cell
+    assert cells[hat, 2, 0] == 55  # off-beat 8th hats: quieter, so at the ghost level
+    rewritten = table.hit_velocities(hiphop.score.drums, hiphop.score.drum_velocity, "hiphop")
+    assert np.abs(rewritten.astype(int) - expected).max() <= 1
+
+
+@pytest.mark.skipif(not (CORPUS / "info.csv").is_file(), reason="shared corpus not here")
+def test_real_hiphop_velocities_accent_the_backbeat_and_ghost_the_rest():
+    """A hiphop groove written through the corpus's table: hats under the backbeat snare, ghost
+    snares far under it, each class's mean within a few steps of what the drummers played."""
+    from arranger.evaluation.drum_stats import drum_stats
+
+    perfs = [p for p in groove.performances(CORPUS, styles=("hiphop",)) if p.score is not None]
+    table = groove.velocity_table(perfs)
+    written, played = [], []
+    for perf in perfs[:12]:
+        score = perf.score.copy()
+        score.drum_hit_velocity = table.hit_velocities(score.drums, score.drum_velocity,
+                                                       "hiphop")
+        written.append(score)
+        played.append(perf.score.copy(drum_hit_velocity=groove.hit_velocity(perf)))
+    ours, theirs = drum_stats(written), drum_stats(played)
+    assert ours["velocity"]["closed_hat"] + 15 < ours["backbeat_snare_velocity"]
+    assert ours["ghost_snare_velocity"] + 40 < ours["backbeat_snare_velocity"]
+    for drum in ("kick", "snare", "closed_hat"):
+        assert abs(ours["velocity"][drum] - theirs["velocity"][drum]) < 8, drum

@@ -107,3 +107,58 @@ def test_regenerate_of_a_truncated_score_is_one_line_not_aborted(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "score.mid" in lines[0] and "truncated" in lines[0], lines
     assert {p.name: p.read_bytes() for p in song.iterdir() if p.is_file()} == before
+
+
+def _drum_velocities(pm: pretty_midi.PrettyMIDI, note: int) -> list[int]:
+    drums = next(i for i in pm.instruments if i.name == "drums")
+    return [n.velocity for n in drums.notes if n.pitch == note]
+
+
+def test_each_drum_hit_keeps_its_own_velocity_through_midi():
+    from arranger.score import DRUM_CLASS_NOTES, DRUM_VELOCITIES
+
+    score = make_score(bars=2)
+    plain = midi_io.to_midi(score)  # no hit velocities: one per step level, as before
+    assert set(_drum_velocities(plain, DRUM_CLASS_NOTES[1][0])) == {DRUM_VELOCITIES[1]}
+    hits = score.hit_velocities().astype(int)
+    hits[:, 1] = np.where(hits[:, 1] > 0, 99, 0)  # snares at 99, hats and kicks at 85
+    hits[:, 2] = np.where(hits[:, 2] > 0, 52, 0)
+    score.drum_hit_velocity = hits
+    pm = midi_io.to_midi(score)
+    assert set(_drum_velocities(pm, DRUM_CLASS_NOTES[1][0])) == {99}
+    assert set(_drum_velocities(pm, DRUM_CLASS_NOTES[2][0])) == {52}
+    back = _reread(pm)
+    np.testing.assert_array_equal(back.hit_velocities(), score.hit_velocities())
+    assert back.equals(score) and not back.equals(make_score(bars=2))
+    again = midi_io.midi_bytes(midi_io.to_midi(back))
+    assert again == midi_io.midi_bytes(pm)  # a song read back writes the same bytes
+
+
+def test_a_drum_model_with_a_velocity_table_writes_its_velocities():
+    """Songs written with a table: each hit at its table velocity, levels read back as
+    generated; without a table (weights from before): one velocity per step level."""
+    from arranger.compose.coordinator import compose
+    from arranger.preset import load_preset
+    from arranger.score import DRUM_CLASSES, DRUM_VELOCITIES
+    from tests.helpers import tiny_models
+    from tracks import drums as drum_track
+
+    shape = (len(DRUM_CLASSES), STEPS_PER_BAR, drum_track.LEVELS)
+    table = np.full(shape, 60)
+    table[:, :, 1], table[:, :, 2] = 75, 105
+    table[DRUM_CLASSES.index("snare"), [4, 12]] = (40, 95, 120)
+    models = tiny_models()
+    plan = load_preset("dusty-boom-bap").plan(8, bass_seed=1)
+    before = compose(models, plan, seed=3)[0]
+    assert before.drum_hit_velocity is None
+    models.drums.card = drum_track.VelocityTable({"": table}).to_card()
+    song = compose(models, plan, seed=3)[0]
+    np.testing.assert_array_equal(song.drums, before.drums)  # the same hits, other velocities
+    back = _reread(midi_io.to_midi(song))
+    np.testing.assert_array_equal(back.drum_velocity, song.drum_velocity)
+    assert set(np.unique(before.hit_velocities())) <= {0, *DRUM_VELOCITIES}
+    looked_up = drum_track.VelocityTable({"": table}).hit_velocities(
+        song.drums, song.drum_velocity, plan.song.drum_style)
+    np.testing.assert_array_equal(song.hit_velocities(), looked_up)
+    np.testing.assert_array_equal(back.hit_velocities(), looked_up)
+    assert set(np.unique(looked_up)) & {60, 75, 95, 105, 120}

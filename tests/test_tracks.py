@@ -87,7 +87,7 @@ def test_drums_hear_chord_changes_and_melody_onsets():
     onset = cond[0, :, 3]
     assert onset[0] == 2 and onset[1] == 1
     ctx = Context.from_score(score, has=set())
-    assert (drum_track.conditions(ctx, 0, 16)[0][0, :, 2:] == 0).all()
+    assert (drum_track.conditions(ctx, 0, 16)[0][0, :, 2:4] == 0).all()
 
 
 def test_chords_hear_previous_beat_of_melody():
@@ -175,3 +175,65 @@ def test_one_registry_declares_every_model_layer():
         assert not np.array_equal(blind, cond)
     with pytest.raises(ValueError, match="layer 'bass': no model"):
         layer_spec("bass")
+
+
+def test_drums_hear_the_songs_style_and_tempo_bucket():
+    score = make_score(bars=1, tempo_bpm=90.0)
+    score.style = "hiphop"
+    cond, _ = drum_track.conditions(Context.from_score(score), 0, score.steps)
+    style, tempo = cond[0, :, drum_track.STYLE_COND], cond[0, :, drum_track.TEMPO_COND]
+    assert (style == 1 + drum_track.GROOVE_STYLES.index("hiphop")).all()
+    assert (tempo == 1 + sum(e <= 90.0 for e in drum_track.TEMPO_EDGES)).all()  # 90-100 bpm
+    assert cond.max(axis=(0, 1)).tolist() < list(drum_track.COND_SIZES)
+    unknown, _ = drum_track.conditions(Context.empty(1, 1), 0, 16)
+    assert (unknown[..., drum_track.STYLE_COND:] == 0).all()  # no style, no tempo: unknown
+    buckets = drum_track.tempo_value(np.array([60.0, 69.9, 70.0, 135.0, 200.0]))
+    assert buckets.tolist() == [1, 1, 2, 8, 8]
+
+
+def test_a_four_condition_drum_model_reads_only_its_own_columns():
+    """Weights from before style and tempo (4 conditions) step the same whatever the style."""
+    import torch
+
+    from tracks.inference import NumpyStep
+    from tracks.model import ConditionedLSTM, ModelConfig
+
+    torch.manual_seed(0)
+    cfg = ModelConfig("drums", 9, drum_track.COND_SIZES[:4], 0, 8, 4, 16, 1, 0.0)
+    model = ConditionedLSTM(cfg).eval()
+    step = NumpyStep.of(model)
+    prev = np.array([0, 3])
+    outs = []
+    for style in ("", "jazz"):
+        cond, _ = drum_track.conditions(Context.empty(2, 1, None, style, 72.0), 0, 1)
+        logits, _ = step.step(prev, cond[:, 0])
+        with torch.no_grad():
+            torch_logits, _ = model(torch.from_numpy(prev[:, None]), torch.from_numpy(cond))
+        np.testing.assert_allclose(torch_logits[:, 0].numpy(), logits, atol=1e-5)
+        outs.append(logits)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_velocity_table_keeps_each_steps_level_and_falls_back_to_pooled():
+    from arranger.score import DRUM_CLASSES, velocity_level
+
+    shape = (len(DRUM_CLASSES), 16, drum_track.LEVELS)
+    pooled = np.full(shape, 80)
+    hiphop = np.full(shape, 70)
+    hiphop[drum_track.DRUM_CLASSES.index("snare"), 4] = (30, 90, 120)
+    table = drum_track.VelocityTable({"": pooled, "hiphop": hiphop})
+    again = drum_track.VelocityTable.from_card(table.to_card())
+    assert drum_track.VelocityTable.from_card({}) is None
+    masks = np.zeros(16, np.int64)
+    masks[4] = drum_track.drum_mask("snare", "closed_hat")
+    masks[8] = drum_track.drum_mask("kick")
+    levels = np.ones(16, np.int64)
+    levels[4], levels[8] = drum_track.ACCENT, drum_track.GHOST
+    vel = again.hit_velocities(masks, levels, "hiphop")
+    snare, hat, kick = (DRUM_CLASSES.index(c) for c in ("snare", "closed_hat", "kick"))
+    assert vel[4, snare] == 120 and vel[4, hat] == 70  # each class its own velocity
+    assert velocity_level(vel[8, kick]) == drum_track.GHOST  # 70 pulled into the ghost range
+    assert (vel[masks == 0] == 0).all()
+    unknown = again.hit_velocities(masks, levels, "polka")  # a style it lacks: the pooled one
+    np.testing.assert_array_equal(unknown, again.hit_velocities(masks, levels, ""))
+    assert unknown[4, hat] == unknown[4, snare] == 100  # 80 raised into the accent range

@@ -36,28 +36,42 @@ class Context:
     chord_quality : int16, index into ``QUALITIES`` (0 where there is no chord).
     melody : int16, ``REST``, ``HOLD``, key-relative pitch, or ``UNKNOWN``.
     mode : the key's mode per song, see ``MODES``.
+    style : str [B], the drum style per song (a Groove MIDI style), ``""`` when unknown.
+    tempo_bpm : float [B], the tempo per song, 0 when unknown.
     """
 
     chord_root: np.ndarray
     chord_quality: np.ndarray
     melody: np.ndarray
     mode: np.ndarray  # int64 [B]: 0 unknown, 1 major, 2 minor
+    style: np.ndarray | None = None
+    tempo_bpm: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        batch = len(self.mode)
+        if self.style is None:
+            self.style = np.full(batch, "", dtype=object)
+        if self.tempo_bpm is None:
+            self.tempo_bpm = np.zeros(batch, np.float64)
 
     @classmethod
-    def empty(cls, batch: int, bars: int, mode: str | None = None) -> Context:
+    def empty(cls, batch: int, bars: int, mode: str | None = None, style: str = "",
+              tempo_bpm: float = 0.0) -> Context:
         beats, steps = bars * BEATS_PER_BAR, bars * STEPS_PER_BAR
         return cls(
             np.full((batch, beats), UNKNOWN, np.int16),
             np.zeros((batch, beats), np.int16),
             np.full((batch, steps), UNKNOWN, np.int16),
             np.full(batch, MODES.get(mode, 0), np.int64),
+            np.full(batch, style, dtype=object),
+            np.full(batch, float(tempo_bpm), np.float64),
         )
 
     @classmethod
     def from_score(cls, score: Score, has: frozenset[str] | set[str] = frozenset(
             ("chords", "melody"))) -> Context:
         """Context of one song; layers not in ``has`` are marked unknown."""
-        ctx = cls.empty(1, score.bars, score.key.mode)
+        ctx = cls.empty(1, score.bars, score.key.mode, score.style, score.tempo_bpm)
         if "chords" in has:
             for b, chord in enumerate(score.chords):
                 ctx.set_chord(b, chord)

@@ -4,7 +4,14 @@ Tokens: 0 = start, 1 = silence, then one token per ``(hit mask, velocity level)`
 least ``min_count`` times in the training data (the vocabulary travels with the weights). A pair
 outside the vocabulary is reduced to the nearest one by dropping its least essential hits.
 Conditions at step t: step in bar, bar in a 4-bar phrase, chord change at this step and melody
-onset at this step (each 0 = unknown, 1 = no, 2 = yes).
+onset at this step (each 0 = unknown, 1 = no, 2 = yes), the song's style (0 = unknown, then
+:data:`GROOVE_STYLES`) and its tempo bucket (0 = unknown, then :data:`TEMPO_EDGES`). A model
+trained with fewer conditions (the first four: weights from before style and tempo) reads only
+the columns its config has; the others are computed all the same.
+
+Velocities: a model's card may hold a :class:`VelocityTable` (per style, class, step in bar and
+level, the mean MIDI velocity of the Groove performances); a song's hits are then written at
+those velocities, else each at its step level's ``DRUM_VELOCITIES``.
 """
 
 from __future__ import annotations
@@ -14,11 +21,27 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from arranger.score import DRUM_CLASSES, HOLD, STEPS_PER_BAR, STEPS_PER_BEAT, Score
+from arranger.score import (
+    DRUM_CLASSES,
+    HOLD,
+    STEPS_PER_BAR,
+    STEPS_PER_BEAT,
+    Score,
+    velocity_level,
+)
 from tracks.common import UNKNOWN, Context
 
+# The main styles of the Groove MIDI Dataset's info.csv ("funk/groove1" -> "funk"); condition
+# value 1 + index, 0 = unknown.
+GROOVE_STYLES = ("afrobeat", "afrocuban", "blues", "country", "dance", "funk", "gospel",
+                 "highlife", "hiphop", "jazz", "latin", "middleeastern", "neworleans", "pop",
+                 "punk", "reggae", "rock", "soul")
+# Tempo bucket edges, bpm: 8 buckets over 60-140 (the first and last open-ended); condition
+# value 1 + bucket, 0 = unknown. Lo-fi sits at 60-95, the Groove lo-fi styles at 80-120.
+TEMPO_EDGES = (70.0, 80.0, 90.0, 100.0, 110.0, 120.0, 130.0)
 SILENCE_TOKEN = 1
-COND_SIZES = (STEPS_PER_BAR, 4, 3, 3)
+COND_SIZES = (STEPS_PER_BAR, 4, 3, 3, len(GROOVE_STYLES) + 1, len(TEMPO_EDGES) + 2)
+STYLE_COND, TEMPO_COND = 4, 5  # their columns
 MULTI_HOT = 0
 GHOST, NORMAL, ACCENT = 0, 1, 2  # drum levels (see arranger.score.velocity_level)
 
@@ -146,11 +169,23 @@ def decode(tokens: np.ndarray, vocab: DrumVocab) -> tuple[np.ndarray, np.ndarray
     return vocab.mask_of(tokens).astype(np.uint16), vocab.level_of(tokens).astype(np.uint8)
 
 
+def style_value(styles: Sequence[str]) -> np.ndarray:
+    """Style condition per song: 1 + index in :data:`GROOVE_STYLES`, 0 unknown; int64 [B]."""
+    return np.array([GROOVE_STYLES.index(s) + 1 if s in GROOVE_STYLES else 0 for s in styles],
+                    dtype=np.int64)
+
+
+def tempo_value(tempo_bpm: np.ndarray) -> np.ndarray:
+    """Tempo condition per song: 1 + bucket of :data:`TEMPO_EDGES`, 0 unknown; int64 [B]."""
+    bpm = np.asarray(tempo_bpm, np.float64)
+    return np.where(bpm > 0, 1 + np.searchsorted(TEMPO_EDGES, bpm, side="right"), 0)
+
+
 def conditions(ctx: Context, start: int, stop: int) -> tuple[np.ndarray, None]:
-    """Conditions of steps ``start:stop``: long [B, n, 4]."""
+    """Conditions of steps ``start:stop``: long [B, n, len(COND_SIZES)]."""
     steps = np.arange(start, stop)
     batch = ctx.melody.shape[0]
-    cond = np.empty((batch, len(steps), 4), dtype=np.int64)
+    cond = np.empty((batch, len(steps), len(COND_SIZES)), dtype=np.int64)
     cond[..., 0] = steps % STEPS_PER_BAR
     cond[..., 1] = (steps // STEPS_PER_BAR) % 4
     beat = steps // STEPS_PER_BEAT
@@ -163,4 +198,57 @@ def conditions(ctx: Context, start: int, stop: int) -> tuple[np.ndarray, None]:
     cond[..., 2] = np.where(chord_known, 1 + changed, 0)
     mel = ctx.melody[:, steps]
     cond[..., 3] = np.where(mel == UNKNOWN, 0, 1 + ((mel >= 0) & (mel != HOLD)))
+    cond[..., STYLE_COND] = style_value(ctx.style)[:, None]
+    cond[..., TEMPO_COND] = tempo_value(ctx.tempo_bpm)[:, None]
     return cond, None
+
+
+# --- velocities -------------------------------------------------------------------------------
+
+VELOCITY_CARD = "drum_velocity"  # the model-card key of a VelocityTable
+LEVELS = 3  # GHOST, NORMAL, ACCENT
+_MIDI = np.arange(1, 128)
+# The MIDI velocities each level reads back as (arranger.score.velocity_level): a step's
+# loudest hit is kept in its level's range, so a written song reads back with its levels.
+LEVEL_RANGES = tuple((int(_MIDI[velocity_level(_MIDI) == lv].min()),
+                      int(_MIDI[velocity_level(_MIDI) == lv].max())) for lv in range(LEVELS))
+
+
+class VelocityTable:
+    """Per style (``""``: every style pooled) the mean MIDI velocity of each drum class at each
+    step in the bar and level, uint8 [classes, 16, levels]; travels in a drum model's card."""
+
+    def __init__(self, styles: dict[str, np.ndarray]) -> None:
+        shape = (len(DRUM_CLASSES), STEPS_PER_BAR, LEVELS)
+        self.styles = {k: np.clip(np.asarray(v), 1, 127).astype(np.uint8)
+                       for k, v in styles.items()}
+        if "" not in self.styles or any(v.shape != shape for v in self.styles.values()):
+            raise ValueError(f"a velocity table needs a pooled style '' and {shape} per style")
+
+    def to_card(self) -> dict:
+        return {VELOCITY_CARD: {"classes": list(DRUM_CLASSES),
+                                "styles": {k: v.tolist() for k, v in self.styles.items()}}}
+
+    @classmethod
+    def from_card(cls, card: dict) -> VelocityTable | None:
+        """The table a model card holds; None when it has none (weights from before tables)."""
+        entry = card.get(VELOCITY_CARD)
+        if entry is None:
+            return None
+        if not isinstance(entry, dict) or entry.get("classes") != list(DRUM_CLASSES):
+            raise ValueError(f"card.{VELOCITY_CARD}: expected classes {list(DRUM_CLASSES)}")
+        return cls({str(k): np.asarray(v) for k, v in entry.get("styles", {}).items()})
+
+    def hit_velocities(self, masks: np.ndarray, levels: np.ndarray, style: str = ""
+                       ) -> np.ndarray:
+        """uint8 [steps, classes]: each hit's velocity (0 where none) for hit masks and levels
+        per step (from a bar's first step) in ``style`` (pooled if the table lacks it)."""
+        table = self.styles.get(style, self.styles[""]).astype(np.int64)
+        masks, levels = np.asarray(masks, np.int64), np.minimum(np.asarray(levels), LEVELS - 1)
+        steps = np.arange(len(masks)) % STEPS_PER_BAR
+        hit = (masks[:, None] >> np.arange(len(DRUM_CLASSES))) & 1 == 1
+        vel = np.where(hit, table[:, steps, levels].T, 0)
+        peak = vel.max(axis=1)
+        low, high = (np.array(r)[levels] for r in zip(*LEVEL_RANGES, strict=True))
+        vel += (np.clip(peak, low, high) - peak)[:, None]  # the loudest hit keeps the level
+        return np.where(hit, np.clip(vel, 1, 127), 0).astype(np.uint8)

@@ -46,18 +46,22 @@ def dataset_of(source: str) -> str:
 # --- reading one file -------------------------------------------------------------------------
 
 
-def read_file(path: Path | str) -> list[Song]:
+def read_file(path: Path | str, aligned: bool = True) -> list[Song]:
     """Songs of one file, POP909 song folder or .zip archive.
+
+    A Groove MIDI file (one its ``info.csv`` lists) gets its style, and unless ``aligned`` is
+    False its songs are phase-aligned and trimmed (:func:`arranger.corpus.groove.align`), so
+    the drum model's "step in bar" is the performance's.
 
     Raises
     ------
     SkipSong : the file is rejected; ``reason`` says why. No other exception escapes.
     """
     path = Path(path)
-    return guarded(lambda: _read_path(path))
+    return guarded(lambda: _read_path(path, aligned))
 
 
-def _read_path(path: Path) -> list[Song]:
+def _read_path(path: Path, aligned: bool = True) -> list[Song]:
     if path.is_dir():
         if not is_pop909(os.listdir(path)):
             raise SkipSong("unsupported: a folder without beat_midi.txt and chord_midi.txt")
@@ -67,9 +71,27 @@ def _read_path(path: Path) -> list[Song]:
     if path.suffix.lower() == ".zip":
         return _read_archive(path)
     check_size(path.stat().st_size)
-    if path.suffix.lower() in MIDI_SUFFIXES:
-        _check_gmd_info(path)
-    return _read_blob(path.name, path.read_bytes, str(path), dataset_of(str(path)), path)
+    row = _check_gmd_info(path) if path.suffix.lower() in MIDI_SUFFIXES else None
+    songs = _read_blob(path.name, path.read_bytes, str(path), dataset_of(str(path)), path)
+    return _as_groove(songs, row.get("style", ""), aligned) if row else songs
+
+
+def _as_groove(songs: list[Song], style: str, aligned: bool) -> list[Song]:
+    """A Groove MIDI file's songs with its main style; phase-aligned and trimmed if
+    ``aligned`` (a song too short for that is kept as read)."""
+    from dataclasses import replace
+
+    from arranger.corpus.groove import align  # here: groove reads files through this module
+
+    out = []
+    for song in songs:
+        score = song.score
+        if aligned and "drums" in song.layers:
+            with contextlib.suppress(ValueError):
+                score = align(score)[0]
+        score.style = style.partition("/")[0]
+        out.append(replace(song, score=score))
+    return out
 
 
 def _read_blob(name: str, load: Callable[[], bytes], source: str, dataset: str,
@@ -91,21 +113,23 @@ def _read_blob(name: str, load: Callable[[], bytes], source: str, dataset: str,
 
 
 @functools.lru_cache(maxsize=16)
-def _gmd_info(csv_path: str) -> dict[str, str]:
+def _gmd_info(csv_path: str) -> dict[str, dict[str, str]]:
     with open(csv_path, newline="", encoding="utf-8", errors="replace") as f:
-        rows = csv.DictReader(f)
-        return {r.get("midi_filename", ""): r.get("time_signature", "") for r in rows}
+        return {r.get("midi_filename", ""): r for r in csv.DictReader(f)}
 
 
-def _check_gmd_info(path: Path) -> None:
-    """Skip a Groove MIDI file that its ``info.csv`` (up to 3 folders up) marks as non-4/4."""
+def _check_gmd_info(path: Path) -> dict[str, str] | None:
+    """The ``info.csv`` row (up to 3 folders up) of a Groove MIDI file, or None; a file it
+    marks as non-4/4 is skipped."""
     for folder in list(path.parents)[:3]:
         info = folder / "info.csv"
         if info.is_file():
-            meter = _gmd_info(str(info)).get(path.relative_to(folder).as_posix(), "")
+            row = _gmd_info(str(info)).get(path.relative_to(folder).as_posix())
+            meter = (row or {}).get("time_signature", "")
             if meter and meter != "4-4":
                 raise SkipSong(f"non-4/4 time signature: {meter.replace('-', '/')} (info.csv)")
-            return
+            return row
+    return None
 
 
 # --- archives ---------------------------------------------------------------------------------

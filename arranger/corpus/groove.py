@@ -38,7 +38,14 @@ from arranger.evaluation.drum_stats import (
     bar_hits,
     kick_on_one_bars,
 )
-from arranger.score import STEPS_PER_BAR, Score
+from arranger.score import (
+    DRUM_CLASSES,
+    DRUM_VELOCITIES,
+    STEPS_PER_BAR,
+    Score,
+    drum_class_of_pitch,
+)
+from tracks.drums import LEVELS, VelocityTable
 
 INFO_FILE = "info.csv"
 # The styles closest to lo-fi (the corpus's SOURCES.md); the dataset has no "rnb".
@@ -109,15 +116,17 @@ def info_for(source: str | Path) -> GrooveInfo | None:
 
 def shifted(score: Score, steps: int, bars: int | None = None) -> Score:
     """``score`` from step ``steps`` on, ``bars`` whole bars long (default: as many as fit);
-    key, tempo and swing kept."""
+    key, tempo, swing and style kept."""
     fit = (score.steps - steps) // STEPS_PER_BAR
     bars = fit if bars is None else min(bars, fit)
     if bars < 1:
         raise ValueError(f"a shift of {steps} steps leaves no whole bar of {score.bars}")
     cut = slice(steps, steps + bars * STEPS_PER_BAR)
+    hits = None if score.drum_hit_velocity is None else score.drum_hit_velocity[cut]
     return Score(bars, tempo_bpm=score.tempo_bpm, key=score.key, swing=score.swing,
                  melody=score.melody[cut], bass=score.bass[cut], drums=score.drums[cut],
-                 drum_velocity=score.drum_velocity[cut])
+                 drum_velocity=score.drum_velocity[cut], drum_hit_velocity=hits,
+                 style=score.style)
 
 
 def best_phase(score: Score) -> int:
@@ -199,7 +208,7 @@ def _read_drums(info: GrooveInfo) -> Score:
     from arranger.corpus.piece import SkipSong
 
     try:
-        songs = [s for s in read_file(info.path) if "drums" in s.layers]
+        songs = [s for s in read_file(info.path, aligned=False) if "drums" in s.layers]
     except SkipSong as exc:
         raise ValueError(exc.reason) from None
     if not songs:
@@ -288,3 +297,79 @@ def backbeat_report(perfs: Sequence[Performance]) -> dict:
     styles = sorted({p.style for p in perfs})
     report = {s: _style_report([p for p in perfs if p.style == s]) for s in styles}
     return report | {"all": _style_report(perfs)}
+
+
+# --- per-class velocities ---------------------------------------------------------------------
+
+MIN_VELOCITY_HITS = 8  # a (style, class, step, level) cell with fewer hits takes the pooled one
+
+
+def hit_velocity(perf: Performance) -> np.ndarray:
+    """uint8 [steps, classes] of ``perf.score``: each class's loudest MIDI velocity per step,
+    as played (the file's notes on the reader's grid, found where its hits match the score's).
+
+    Raises
+    ------
+    ValueError : the performance has no score, or its notes do not match it.
+    """
+    from arranger.corpus.grid import StepNotes, fit_grid
+    from arranger.corpus.readers.midi import parse_midi_bytes, piece_from_midi
+
+    if perf.score is None or perf.raw is None:
+        raise ValueError(f"{perf.info.path}: {perf.reason or 'no score'}")
+    piece = piece_from_midi(parse_midi_bytes(perf.info.path.read_bytes()), str(perf.info.path))
+    onsets = np.concatenate([n.start for n in piece.note_layers().values()])
+    notes = StepNotes.of(piece.drums, fit_grid(onsets), 1 << 30)
+    cls = np.array([-1 if (c := drum_class_of_pitch(p)) is None else c for p in notes.pitch])
+    keep = (cls >= 0) & (notes.start >= 0)
+    hits = np.zeros((int(notes.start.max()) + 1 + perf.raw.steps, len(DRUM_CLASSES)), np.uint8)
+    np.maximum.at(hits, (notes.start[keep], cls[keep]), notes.velocity[keep].astype(np.uint8))
+    masks = ((hits > 0) << np.arange(len(DRUM_CLASSES))).sum(axis=1)
+    start = _match(masks, perf.raw.drums) + perf.phase + perf.trimmed[0] * STEPS_PER_BAR
+    return hits[start:start + perf.score.steps]
+
+
+def _match(masks: np.ndarray, drums: np.ndarray) -> int:
+    """The step of ``masks`` (a whole file's) from which ``drums`` (a song of it) reads."""
+    first = int(np.flatnonzero(drums)[0])
+    for s0 in np.flatnonzero(masks == drums[first]) - first:
+        if s0 >= 0 and np.array_equal(masks[s0:s0 + len(drums)], drums):
+            return int(s0)
+    raise ValueError("the file's drum notes do not match its score")
+
+
+def velocity_table(perfs: Sequence[Performance]) -> VelocityTable:
+    """Mean velocity per (style, class, step in bar, step level) over the performances'
+    phase-aligned hits; ``""`` pools every style. A cell of fewer than
+    :data:`MIN_VELOCITY_HITS` hits takes the pooled cell; a pooled one, the class's mean at
+    that level over the bar, else the level's ``DRUM_VELOCITIES``."""
+    shape = (len(DRUM_CLASSES), STEPS_PER_BAR, LEVELS)
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, np.ndarray] = {}
+    for perf in perfs:
+        try:
+            vel = hit_velocity(perf)
+        except ValueError:
+            continue
+        step, cls = np.nonzero(vel)
+        at = (cls, step % STEPS_PER_BAR, np.minimum(perf.score.drum_velocity[step], LEVELS - 1))
+        for style in (perf.style, ""):
+            np.add.at(sums.setdefault(style, np.zeros(shape)), at, vel[step, cls])
+            np.add.at(counts.setdefault(style, np.zeros(shape)), at, 1)
+    if "" not in sums:
+        raise ValueError("no performance to measure velocities on")
+    pooled = _filled(sums[""], counts[""], _class_means(sums[""], counts[""]))
+    return VelocityTable({k: pooled if k == "" else _filled(sums[k], counts[k], pooled)
+                          for k in sums})
+
+
+def _class_means(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Per class and level the mean over the bar (the level's default where never hit),
+    broadcast to [classes, 16, levels]."""
+    n, s = count.sum(axis=1, keepdims=True), total.sum(axis=1, keepdims=True)
+    means = np.where(n > 0, s / np.maximum(n, 1), np.asarray(DRUM_VELOCITIES, np.float64))
+    return np.broadcast_to(means, total.shape)
+
+
+def _filled(total: np.ndarray, count: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    return np.rint(np.where(count >= MIN_VELOCITY_HITS, total / np.maximum(count, 1), fallback))

@@ -11,7 +11,10 @@ groove bar : a backbeat bar with a kick on 1 and 1..8 snare hits in the bar.
 time-keeping bar : at least 4 hits of a time-keeping cymbal (closed hat, open hat or ride).
 hits per bar : per drum class, hits (steps holding that class) per bar.
 velocity : per drum class, mean MIDI velocity written for its hits
-    (:data:`arranger.score.DRUM_VELOCITIES` of the step's level; one level per step).
+    (:meth:`arranger.score.Score.hit_velocities`: the hit's own velocity, else its step
+    level's :data:`arranger.score.DRUM_VELOCITIES`).
+backbeat snare velocity : mean velocity of the snare hits on beats 2 and 4; ghost snare
+    velocity : of the snare hits at the ghost level (off the backbeat).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from arranger.score import BEATS_PER_BAR, DRUM_CLASSES, DRUM_VELOCITIES, STEPS_PER_BAR, Score
+from arranger.score import BEATS_PER_BAR, DRUM_CLASSES, STEPS_PER_BAR, Score
 
 KICK, SNARE = DRUM_CLASSES.index("kick"), DRUM_CLASSES.index("snare")
 TIME_KEEPERS = tuple(DRUM_CLASSES.index(c) for c in ("closed_hat", "open_hat", "ride"))
@@ -69,15 +72,20 @@ def drum_stats(scores: Sequence[Score]) -> dict:
     -------
     dict, JSON-ready: ``songs``, ``bars``; shares of bars ``backbeat``, ``kick_on_1``,
     ``groove``, ``time_keeping``, ``empty``; ``hits_per_bar`` and ``velocity`` per class name
-    (velocity None for a class never hit).
+    (velocity None for a class never hit); ``backbeat_snare_velocity`` and
+    ``ghost_snare_velocity`` (None without such hits).
     """
     if not scores:
         return {"songs": 0, "bars": 0}
     hits = np.concatenate([bar_hits(s.drums) for s in scores])
     levels = np.concatenate([s.drum_velocity for s in scores]).reshape(-1, STEPS_PER_BAR)
-    velocity = np.asarray(DRUM_VELOCITIES, np.float64)[np.minimum(levels, 2)]
+    velocity = np.concatenate([s.hit_velocities() for s in scores]).reshape(hits.shape)
     per_class = hits.sum(axis=(0, 1))
-    mean_velocity = (hits * velocity[..., None]).sum(axis=(0, 1)) / np.maximum(per_class, 1)
+    mean_velocity = velocity.sum(axis=(0, 1), dtype=np.float64) / np.maximum(per_class, 1)
+    snare = velocity[..., SNARE].astype(np.float64)
+    backbeat = np.zeros(STEPS_PER_BAR, bool)
+    backbeat[list(BACKBEAT_STEPS)] = True
+    ghost = hits[..., SNARE] & (levels == 0) & ~backbeat
 
     def share(bars: np.ndarray) -> float:
         return float(bars.mean())
@@ -91,7 +99,13 @@ def drum_stats(scores: Sequence[Score]) -> dict:
                                                                    strict=True)},
         "velocity": {c: (float(v) if n else None) for c, v, n in zip(DRUM_CLASSES, mean_velocity,
                                                                       per_class, strict=True)},
+        "backbeat_snare_velocity": _mean(snare[:, backbeat][hits[:, backbeat, SNARE]]),
+        "ghost_snare_velocity": _mean(snare[ghost]),
     }
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return float(values.mean()) if len(values) else None
 
 
 def identical_steps(a: Score, b: Score) -> float:
