@@ -360,7 +360,8 @@ class SongSettings(Settings):
                                        "(0 = free)")
     melody_gap_bars: float = setting(1.0, low=0, high=16, unit="bars",
                                      help="longer without a new melody note gets ever less "
-                                          "likely (0 = off)")
+                                          "likely, and so does a bar inside a phrase without "
+                                          "one (0 = off)")
     melody_form: str = setting("", check=_is_form,
                                expected='capital letters, one per phrase, like "AABA" '
                                         '(or "" for none)',

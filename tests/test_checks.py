@@ -131,6 +131,44 @@ def test_melody_coverage_counts_bars_without_an_onset():
     assert (Score(4).melody == REST).all() and checks.empty_melody_bars(Score(4)) == 1.0
 
 
+def test_phrase_ends_are_the_last_note_of_each_phrase_and_notes_before_a_beat_of_rest():
+    score = with_chords(Score(8), [Chord(0, "maj")])  # C major throughout
+    line = score.melody
+    line[0], line[1:4], line[4] = 60, HOLD, 62  # D, then a 3-step rest: not a breath
+    line[8], line[9] = 65, HOLD  # F, then a beat of rest: phrase-final, not a chord tone
+    line[16], line[17:62], line[62] = 64, HOLD, 67  # E held into G, the phrase's last note-on
+    line[64], line[120] = 71, 72  # bar 5: B flows on into C, the song's last note
+    ends = checks.phrase_end_notes(line)
+    assert ends == [(8, 65), (62, 67), (64, 71), (120, 72)]  # 4 -> 8 is 3 steps of rest
+    assert checks.phrase_end_chord_tones(score) == 0.5  # G and C of F, G, B, C
+    assert not checks.phrase_ends(score).passed
+    line[8], line[64] = 67, 64
+    assert checks.phrase_end_chord_tones(score) == 1.0 and checks.phrase_ends(score).passed
+    no_chords = Score(8)
+    no_chords.melody[:] = line
+    assert np.isnan(checks.phrase_end_chord_tones(no_chords))  # nothing to judge: passes
+    assert checks.phrase_ends(no_chords).passed
+
+
+def test_melody_profile_pools_bars_and_notes_and_real_songs_are_cut_to_their_span():
+    from arranger.evaluation.preset_checks import melody_profile, melody_span
+
+    song = make_score(8)  # a chord tone on every beat, an 8th note long
+    song.melody[16:32] = REST  # bar 2 empty: in the middle of a phrase
+    song.melody[48:64] = REST  # bar 4 empty: a phrase's last bar
+    profile = melody_profile([song, make_score(4)])
+    assert profile["bars"] == 12 and profile["empty_bars"] == pytest.approx(2 / 12)
+    assert profile["empty_mid_phrase"] == pytest.approx(1 / 12)
+    assert profile["notes_per_bar"] == pytest.approx((6 * 4 + 16) / 12)
+    assert profile["qualified_notes"] == 1.0 and profile["phrase_end_tones"] == 1.0
+    late = make_score(8)
+    late.melody[:32] = REST
+    late.melody[112:] = REST
+    span = melody_span(late)
+    assert span.bars == 5 and np.array_equal(span.melody, late.melody[32:112])
+    assert melody_span(Score(4)) is None and melody_profile([])["empty_bars"] is None
+
+
 # --- all together -----------------------------------------------------------------------------
 
 def test_a_good_song_passes_all_and_rates_count_songs():

@@ -102,6 +102,36 @@ def test_chord_tone_mask_and_phrase_end():
     assert ends == [48, 52, 56, 57, 58, 59, 60, 61, 62, 63]
 
 
+def test_a_bar_inside_a_phrase_is_pressed_for_a_note_and_a_phrase_end_may_breathe():
+    plan = _plan(bars=8, melody_gap_bars=1.0)
+    waiting = np.array([0, 6, 40])  # steps since the last note-on
+    inside, last_bar = 16 + 6, 48 + 6  # step 6 of bar 2, and of bar 4 (the phrase's last)
+    assert phrasing.gap_over(plan, inside, waiting).tolist() == [-4, 2, 24]
+    assert phrasing.gap_over(plan, last_bar, waiting).tolist() == [-16, -10, 24]
+    assert (phrasing.gap_over(_plan(bars=8), inside, waiting) < 0).all()  # 0 bars: off
+
+
+def test_a_breath_follows_a_chord_tone_and_lasts_to_the_phrase_end():
+    rest, hold = melody_track.REST_TOKEN, melody_track.HOLD_TOKEN
+    written = np.full((2, 64), rest)
+    written[:, 44:49] = [10, hold, rest, rest, rest]  # a note, held, then 3 steps of rest
+    mask = np.ones((2, melody_track.VOCAB_SIZE), bool)
+    settled = np.array([True, False])  # row 1's note was off the chord
+    out = phrasing.breath_mask(written, 49, settled, mask)
+    assert out[0].all() and not out[1, rest] and out[1, melody_track.FIRST_PITCH_TOKEN:].all()
+    assert phrasing.breath_mask(written, 48, settled, mask) is mask  # 2 rests: not yet a beat
+    notes = np.arange(melody_track.VOCAB_SIZE) >= melody_track.FIRST_PITCH_TOKEN
+    logits = np.zeros((2, melody_track.VOCAB_SIZE), np.float32)
+    plan = _plan(bars=8, melody_gap_bars=1.0)
+    written[0, 49:52] = rest  # row 0 rests a beat into the phrase's last bar; row 1 plays on
+    written[1, 49:52] = [12, hold, hold]
+    leaned = phrasing.breath_lean(plan, 52, written, logits, notes)
+    assert (leaned[0, notes] == -phrasing.BREATH_NATS).all() and (leaned[0, ~notes] == 0).all()
+    assert (leaned[1] == 0).all()
+    assert phrasing.breath_lean(plan, 63, written, logits, notes) is logits  # the pickup
+    assert phrasing.breath_lean(plan, 36, written, logits, notes) is logits  # inside: no lean
+
+
 def test_repeats_vary_a_different_third_of_the_notes_each_time():
     assert [phrasing.occurrence("AABA", p) for p in range(8)] == [0, 1, 0, 2, 3, 4, 1, 5]
     onsets = np.arange(12)

@@ -202,3 +202,30 @@ def test_a_section_effect_changes_only_its_bars():
     assert np.allclose(out[:, second], dry[:, second])
     w = section_window(n, 0.0, 1.0, rate)
     assert w[0] == 1.0 and w[-1] == 0.0 and np.all(np.diff(w[7000:9000]) <= 0)
+
+
+def test_a_melody_comes_in_where_its_section_starts_and_is_judged_where_it_plays():
+    import torch
+
+    from arranger.compose.sections import judged, played
+    from arranger.evaluation import checks
+    from tracks import melody as melody_track
+
+    models = tiny_models()
+    with torch.no_grad():  # a melody model that would rather rest
+        models.melody.model.head.bias[melody_track.REST_TOKEN] += 6.0
+    song = SongSettings(bars=12, drum_loop_bars=0, ending=False, sections=(
+        Section("intro", 4, ("chords", "drums")), Section("A", 8)))
+    plan = Plan(song, {})
+    entries, empty = {}, {}
+    for gap in (0.0, 1.0):
+        scores = compose(models, plan.with_song(melody_gap_bars=gap), seed=2, variations=8)
+        cut = [played(s, plan.form, "melody") for s in scores]
+        assert all(c.bars == 8 and np.array_equal(c.melody, s.melody[64:])
+                   for c, s in zip(cut, scores, strict=True))
+        assert all(judged(s, plan.form).bars == 8 for s in scores)  # most layers: bars 4..11
+        entries[gap] = np.mean([(c.melody[:16] >= 0).any() for c in cut])
+        empty[gap] = np.mean([checks.empty_melody_bars(c) for c in cut])
+    assert entries[1.0] == 1.0 and entries[0.0] <= 0.25, entries  # drawn in at once
+    assert empty[1.0] < 0.2 < 0.5 < empty[0.0], empty  # and its bars keep a note
+    assert played(scores[0], Form.of([Section("x", 12, ("chords",))], 12), "melody") is None

@@ -78,7 +78,8 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
     otherwise PyTorch runs them on that device ("cpu" or "cuda").
     """
     batch, steps = forced.melody.shape
-    ctx = Context.empty(batch, plan.song.bars, plan.key.mode)
+    ctx = Context.empty(batch, plan.song.bars, plan.key.mode, plan.song.drum_style,
+                        plan.song.tempo_bpm)
     # Row r samples as a song of seed + r alone (with candidates: see RowStreams).
     streams = RowStreams(seed, batch, candidates)
     voices = [VOICES[layer](getattr(models, layer), plan, forced, device)
@@ -127,14 +128,18 @@ def to_scores(gen: Generated, plan: Plan, models: Models, bass: bool = True) -> 
     False); the drums as the preset's kit plays them (:func:`tracks.drums.on_kit`)."""
     scores = []
     vocab = models.drum_vocab
+    velocities = drum_track.VelocityTable.from_card(models.drums.card)  # None: by level
     for i in range(gen.melody.shape[0]):
         masks, levels = drum_track.decode(gen.drums[i], vocab)
         masks = drum_track.on_kit(masks, plan.song.drum_kit).astype(masks.dtype)
+        hits = (None if velocities is None else
+                velocities.hit_velocities(masks, levels, plan.song.drum_style))
         score = Score(plan.song.bars, tempo_bpm=plan.song.tempo_bpm, key=plan.key,
                       swing=plan.song.swing,
                       chords=chord_track.decode(gen.chords[i]),
                       melody=_unshift(melody_track.decode(gen.melody[i]), gen.melody_shift),
-                      drums=masks, drum_velocity=levels)
+                      drums=masks, drum_velocity=levels, drum_hit_velocity=hits,
+                      style=plan.song.drum_style)
         if bass:
             score.bass = sections.arranged_bass(bass_track.bass_line(
                 score, seed=plan.bass_seed, loop_bars=plan.song.loop_bars), plan.form)

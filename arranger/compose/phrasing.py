@@ -13,6 +13,13 @@ back. Played verbatim six times in a 32-bar song, the tune wears out; so a repea
 In the last bar of every phrase, notes on the beat and notes in its last two beats are chord
 tones of the chord they sit on, so a phrase comes to rest on the harmony.
 
+A melody breathes at phrase ends, not in the middle of a phrase (:func:`gap_over`): a bar
+inside a 4-bar phrase that has gone :data:`NOTE_BY` steps without a new note makes one ever
+more likely, while a phrase's last bar may rest (up to ``melody_gap_bars``), and a breath
+taken there lasts to the phrase's end (:func:`breath_lean`). A breath follows a chord tone
+(:func:`breath_mask`): after a note off the chord, a rest may not reach a beat, so the melody
+moves on (the non-chord tone resolves) before it stops.
+
 All functions are pure; melody tokens are those of :mod:`tracks.melody`.
 """
 
@@ -20,13 +27,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from arranger.compose import sections
 from arranger.compose.plan import FREE, Plan, form_phrase, form_source, repeat
+from arranger.evaluation.checks import BREATH_STEPS, PHRASE_BARS
 from arranger.score import STEPS_PER_BAR, STEPS_PER_BEAT
 from tracks import melody as melody_track
 
 VARY_EVERY = 3  # one note in this many is varied in a repeated phrase
 MAX_MOVE = 3  # semitones a varied note may move from the original
 END_STEPS = 2 * STEPS_PER_BEAT  # a phrase's last steps whose notes must be chord tones
+NOTE_BY = STEPS_PER_BEAT  # steps a bar inside a phrase goes without a new note before pressure
+BREATH_NATS = 2.0  # off the note-on logits while a breath lasts to its phrase's end
+PICKUP_STEPS = STEPS_PER_BEAT // 2  # a phrase's last steps, free for the next one's pickup
 _PITCHES = np.arange(melody_track.VOCAB_SIZE) - melody_track.FIRST_PITCH_TOKEN + melody_track.LOW
 _IS_PITCH = np.arange(melody_track.VOCAB_SIZE) >= melody_track.FIRST_PITCH_TOKEN
 
@@ -158,3 +170,67 @@ def _vary_notes(written: np.ndarray, fixed: np.ndarray, mask: np.ndarray, repeat
     ok = vary & (contour & mask).any(axis=1)  # no pitch fits: the note stays as it was
     fixed[ok] = FREE
     return fixed, np.where(ok[:, None], mask & contour, mask)
+
+
+def breathes(plan: Plan, t: int) -> bool:
+    """Whether step ``t`` lies in the last bar of a 4-bar phrase (:data:`PHRASE_BARS`, counted
+    from its section's start): where a melody may take a breath of a whole bar."""
+    bar = (t - sections.part_start(plan.form, t, STEPS_PER_BAR)) // STEPS_PER_BAR
+    return bar % PHRASE_BARS == PHRASE_BARS - 1
+
+
+def gap_over(plan: Plan, t: int, waiting: np.ndarray) -> np.ndarray:
+    """Int [B]: steps each row's wait for a new melody note is past its limit (< 0: within).
+
+    ``waiting`` int [B]: steps since the last note-on. The limit is ``plan.max_gap_steps``
+    (``melody_gap_bars``; 0 turns both rules off); inside a phrase, a bar that has gone
+    :data:`NOTE_BY` steps without a note-on is past its limit too, so whole empty bars come
+    at phrase ends (:func:`breathes`) rather than in the middle of phrases.
+    """
+    waiting = np.asarray(waiting)
+    if not plan.max_gap_steps:
+        return np.full(waiting.shape, -1)
+    over = waiting - plan.max_gap_steps
+    if breathes(plan, t):
+        return over
+    return np.maximum(over, np.minimum(waiting, t % STEPS_PER_BAR) - NOTE_BY)
+
+
+def on_chord(tokens: np.ndarray, chord_pcs: np.ndarray) -> np.ndarray:
+    """Bool [B]: whether each row's melody token (of ``tokens`` [B]) is a chord tone of its
+    chord (``chord_pcs`` [B, 12]); rests, holds and notes over no chord count as on it."""
+    return chord_tone_mask(chord_pcs)[np.arange(len(tokens)), tokens]
+
+
+def breath_mask(written: np.ndarray, t: int, settled: np.ndarray, mask: np.ndarray
+                ) -> np.ndarray:
+    """``mask`` without the rest token in the rows where a rest would reach
+    :data:`BREATH_STEPS` steps after a note off the chord (``settled`` bool [B] False: the
+    last note-on was not a chord tone), so a phrase ends on a chord tone. ``written`` [B,
+    steps]: the melody so far. Returns ``mask`` itself when no row is concerned."""
+    if t < BREATH_STEPS - 1:
+        return mask
+    resting = (written[:, t - BREATH_STEPS + 1:t] == melody_track.REST_TOKEN).all(axis=1)
+    stop = resting & ~settled
+    if not stop.any():
+        return mask
+    no_rest = np.ones(mask.shape[1], bool)
+    no_rest[melody_track.REST_TOKEN] = False
+    return narrow(mask, np.where(stop[:, None], no_rest[None, :], True))
+
+
+def breath_lean(plan: Plan, t: int, written: np.ndarray, logits: np.ndarray,
+                notes: np.ndarray) -> np.ndarray:
+    """``logits`` [B, V] with :data:`BREATH_NATS` off the note-ons (bool ``notes`` [V]) in the
+    rows that have rested :data:`BREATH_STEPS` steps, in a phrase's last bar (:func:`breathes`)
+    before its pickup: a breath once taken lasts to the phrase's end rather than being broken
+    by a stray note. Returns ``logits`` itself when no row is concerned (or the gap rules are
+    off: ``melody_gap_bars`` 0)."""
+    if (not plan.max_gap_steps or t < BREATH_STEPS or not breathes(plan, t)
+            or t % STEPS_PER_BAR >= STEPS_PER_BAR - PICKUP_STEPS):
+        return logits
+    resting = (written[:, t - BREATH_STEPS:t] == melody_track.REST_TOKEN).all(axis=1)
+    if not resting.any():
+        return logits
+    return logits - np.where(resting[:, None] & notes[None, :], np.float32(BREATH_NATS),
+                             np.float32(0.0))

@@ -14,12 +14,12 @@ from functools import cached_property
 import numpy as np
 
 from arranger.compose import sections
+from arranger.evaluation.checks import PHRASE_BARS
 from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, Chord, Key
 from arranger.settings import Sampling, SongSettings
 from tracks import chords as chord_track
 
 FREE = -1  # forced-token value meaning "the model chooses"
-PHRASE_BARS = 4  # drum fills end a phrase of this many bars; a crash may open one
 
 
 @dataclass(frozen=True)

@@ -227,14 +227,31 @@ def arranged_bass(line: np.ndarray, form: Form | None) -> np.ndarray:
     return line if form is None else mute_line(line, form.plays["bass"], REST)
 
 
+def bars_of(score: Score, bars: np.ndarray) -> Score:
+    """Bars ``bars`` (int indices, ascending, at least one) of ``score`` as a score of their
+    own, every per-step layer cut alike."""
+    steps = (bars[:, None] * STEPS_PER_BAR + np.arange(STEPS_PER_BAR)).ravel()
+    beats = (bars[:, None] * BEATS_PER_BAR + np.arange(BEATS_PER_BAR)).ravel()
+    cut = {k: getattr(score, k)[steps] for k in ("melody", "bass", "drums", "drum_velocity")}
+    hits = getattr(score, "drum_hit_velocity", None)  # per-hit velocities [steps, classes]
+    if hits is not None:
+        cut["drum_hit_velocity"] = hits[steps]
+    return dataclasses.replace(score, bars=len(bars), chords=tuple(score.chords[b] for b in beats),
+                               **cut)
+
+
 def judged(score: Score, form: Form | None) -> Score:
     """The bars of ``score`` the musical checks judge (:meth:`Form.judged_bars`), as a score:
     the whole score without a form."""
     if form is None or form.judged_bars().all():
         return score
-    bars = np.flatnonzero(form.judged_bars())
-    steps = (bars[:, None] * STEPS_PER_BAR + np.arange(STEPS_PER_BAR)).ravel()
-    beats = (bars[:, None] * BEATS_PER_BAR + np.arange(BEATS_PER_BAR)).ravel()
-    return dataclasses.replace(
-        score, bars=len(bars), chords=tuple(score.chords[b] for b in beats),
-        **{k: getattr(score, k)[steps] for k in ("melody", "bass", "drums", "drum_velocity")})
+    return bars_of(score, np.flatnonzero(form.judged_bars()))
+
+
+def played(score: Score, form: Form | None, layer: str) -> Score | None:
+    """The bars of ``score`` where the arrangement lets ``layer`` play, as a score (the whole
+    score without a form; None where it never plays): what a layer's own measures judge."""
+    if form is None or form.plays[layer].all():
+        return score
+    bars = np.flatnonzero(form.plays[layer])
+    return bars_of(score, bars) if len(bars) else None

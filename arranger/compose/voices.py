@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from arranger.compose import density, sections
-from arranger.compose.phrasing import phrase_rules
+from arranger.compose.phrasing import breath_lean, breath_mask, gap_over, on_chord, phrase_rules
 from arranger.compose.plan import (
     FREE,
     PHRASE_BARS,
@@ -118,16 +118,16 @@ class ChordVoice(Voice):
 GAP_PRESSURE = 0.4  # nats taken off the rest and hold logits per step beyond the limit
 
 
-def gap_pressure(logits: np.ndarray, waiting: np.ndarray, limit: int) -> np.ndarray:
+def gap_pressure(logits: np.ndarray, over: np.ndarray) -> np.ndarray:
     """Make a long stretch without a new melody note ever less likely to go on.
 
     Sampling favours the token that just happened: after a few bars of rests (or of one held
     note) the melody model rarely finds its way back, and a lo-fi loop wants its tune. Past
-    ``limit`` steps the rest and hold logits drop linearly, so the model still picks where and
-    what to play. Returns ``logits`` itself when nothing changes, else a new array.
+    its limit (``over`` int [B] >= 0: steps past it, :func:`arranger.compose.phrasing.gap_over`)
+    the rest and hold logits drop linearly, so the model still picks where and what to play.
+    Returns ``logits`` itself when nothing changes, else a new array.
     """
-    over = waiting - limit
-    if not limit or (over < 0).all():
+    if (over < 0).all():
         return logits
     logits = logits.copy()
     penalty = GAP_PRESSURE * np.maximum(over + 1, 0)
@@ -163,8 +163,11 @@ class MelodyVoice(Voice):
         song = plan.song
         self.final_step = (song.bars - 1) * STEPS_PER_BAR if song.ending and song.bars > 1 else -1
         self.final_mask = final_note_mask(plan)
-        self.waiting = np.zeros(len(self.forced), np.int64)  # steps since the last note-on
+        # Steps since the last note-on. A melody starting, or coming back in where the sections
+        # left it out, has waited its gap: heard rests breed rests, so it is drawn in at once.
+        self.waiting = np.full(len(self.forced), plan.max_gap_steps, np.int64)
         self.resting = self.resting_steps()  # where the melody rests, no gap is counted
+        self.settled = np.ones(len(self.forced), bool)  # the last note-on was a chord tone
         self.note_nats = density.bias_nats(plan.density, self.layer)
         self.notes = np.arange(len(self.stepper.allowed)) >= melody_track.FIRST_PITCH_TOKEN
         self.beat_conditions: tuple[np.ndarray, np.ndarray] | None = None
@@ -178,18 +181,22 @@ class MelodyVoice(Voice):
         if t == self.final_step:
             mask &= self.final_mask
         logits = self.stepper.logits(beat_cond[:, i : i + 1], beat_multi[:, i : i + 1])
-        logits = gap_pressure(logits, self.waiting, self.plan.max_gap_steps)
+        logits = gap_pressure(logits, gap_over(self.plan, t, self.waiting))
         logits = density.lean(logits, self.notes, self.note_nats)
+        logits = breath_lean(self.plan, t, self.out, logits, self.notes)
         again = sections.repeat_source(self.plan.form, self.layer, t, STEPS_PER_BAR)
         if again is not None:  # a repeated section replays its melody exactly
             fixed = repeat(self.forced, self.out, t, again)
         else:
             fixed, mask = phrase_rules(self.plan, t, self.forced, self.out, mask,
                                        beat_multi[:, i])
+            mask = breath_mask(self.out, t, self.settled, mask)
         tok = self._choose(logits, mask, fixed, streams)
-        self.waiting = np.where(tok >= melody_track.FIRST_PITCH_TOKEN, 0, self.waiting + 1)
+        note = tok >= melody_track.FIRST_PITCH_TOKEN
+        self.waiting = np.where(note, 0, self.waiting + 1)
+        self.settled = np.where(note, on_chord(tok, beat_multi[:, i]), self.settled)
         if self.resting is not None and self.resting[t]:
-            self.waiting[:] = 0
+            self.waiting[:], self.settled[:] = self.plan.max_gap_steps, True
         self.out[:, t] = tok
         ctx.melody[:, t] = melody_track.decode(tok)
         self.stepper.advance(tok)
@@ -235,8 +242,10 @@ class DrumVoice(Voice):
         often loops an intro. The two bars sit at the end of a phrase (the second one where
         fills go), so the song starts as a groove does after a fill.
         """
-        # No chords or melody heard: the drums are blind to them.
-        ctx = Context.empty(len(self.forced), PHRASE_BARS, self.plan.key.mode)
+        # No chords or melody heard (the drums are blind to them); the song's style and tempo.
+        song = self.plan.song
+        ctx = Context.empty(len(self.forced), PHRASE_BARS, self.plan.key.mode, song.drum_style,
+                            song.tempo_bpm)
         for t in range((PHRASE_BARS - DRUM_PREROLL_BARS) * STEPS_PER_BAR,
                        PHRASE_BARS * STEPS_PER_BAR):
             cond, _ = drum_track.conditions(ctx, t, t + 1)

@@ -14,14 +14,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from arranger.evaluation.drum_stats import bar_hits, groove_bars, time_keeping_bars
-from arranger.score import BEATS_PER_BAR, QUALITIES, STEPS_PER_BAR, Chord, Score
+from arranger.score import (
+    BEATS_PER_BAR,
+    QUALITIES,
+    STEPS_PER_BAR,
+    STEPS_PER_BEAT,
+    Chord,
+    Score,
+    note_spans,
+)
 from arranger.settings import SongSettings
 
 MIN_GROOVE_SHARE = 0.75  # "in at least three bars of four"
+PHRASE_BARS = 4  # a phrase: melody phrases end, and drum fills end, every this many bars
 LOOP_WINDOW_BARS = 4  # chords must move within every window of this many bars
 MIN_LOOP_CHORDS = 3  # distinct chords each window needs (unless a preset asks for fewer)
 MAX_OUTSIDE_SHARE = 0.10  # chord notes outside the key's scale
 MAX_EMPTY_BAR_SHARE = 0.25  # bars without a melody onset
+BREATH_STEPS = STEPS_PER_BEAT  # a rest this long after a melody note ends a phrase
+MIN_PHRASE_END_TONES = 0.8  # phrase-final melody notes that are chord tones (POP909: ~0.72)
 ENDING_MAX_HIT_STEPS = 1  # a last bar with at most this many drum steps is an ending, not judged
 # Qualities a chord on the tonic may have: the mode's triad, with colours the mode holds (a minor
 # tonic also takes the dorian 6th, as jazz and lo-fi do); suspended chords fit both.
@@ -168,6 +179,40 @@ def melody_coverage(score: Score, expect: Expect = Expect()) -> CheckResult:
     return CheckResult(share <= MAX_EMPTY_BAR_SHARE, share)
 
 
+def phrase_end_notes(melody: np.ndarray) -> list[tuple[int, int]]:
+    """``(onset step, pitch)`` of every phrase-final note of a melody step line: the last
+    note-on of each :data:`PHRASE_BARS`-bar phrase (from bar 1), and every note followed by a
+    rest of at least :data:`BREATH_STEPS` steps (a beat)."""
+    spans = note_spans(melody)
+    phrase = PHRASE_BARS * STEPS_PER_BAR
+    ends = []
+    for i, (start, end, pitch) in enumerate(spans):
+        after = spans[i + 1][0] if i + 1 < len(spans) else None
+        if after is None or after // phrase != start // phrase or after - end >= BREATH_STEPS:
+            ends.append((start, pitch))
+    return ends
+
+
+def phrase_end_chord_tones(score: Score) -> float:
+    """Share of phrase-final melody notes (:func:`phrase_end_notes`) whose pitch class is a
+    tone of the chord sounding at their onset; notes over no chord are skipped. NaN without
+    such notes."""
+    judged = [(pitch, score.chord_at_step(start)) for start, pitch in phrase_end_notes(
+        score.melody)]
+    judged = [(pitch, chord) for pitch, chord in judged if chord is not None]
+    if not judged:
+        return float("nan")
+    return sum(pitch % 12 in chord.pitch_classes() for pitch, chord in judged) / len(judged)
+
+
+def phrase_ends(score: Score, expect: Expect = Expect()) -> CheckResult:
+    """Phrases that come to rest on the harmony: at least 80% (:data:`MIN_PHRASE_END_TONES`)
+    of phrase-final melody notes are chord tones (:func:`phrase_end_chord_tones`). ``value``
+    is that share; a song without such notes passes (NaN)."""
+    share = phrase_end_chord_tones(score)
+    return CheckResult(not share < MIN_PHRASE_END_TONES, share)
+
+
 Check = Callable[[Score, Expect], CheckResult]
 CHECKS: dict[str, Check] = {
     "groove": groove,
@@ -175,6 +220,7 @@ CHECKS: dict[str, Check] = {
     "tonic_in_mode": tonic_in_mode,
     "chord_notes_in_scale": chord_notes_in_scale,
     "melody_coverage": melody_coverage,
+    "phrase_ends": phrase_ends,
 }
 
 

@@ -5,7 +5,9 @@ For each preset, ``n`` songs are written as one batch through the preset's plan,
 :mod:`arranger.evaluation.checks` (share passing each check and all of them) and
 :mod:`arranger.evaluation.drum_stats`. Because every preset uses the same seed, song ``i`` of
 two presets can be compared: the share of drum steps that are identical says whether the
-presets really shape the groove (1.0 = note-for-note the same drums).
+presets really shape the groove (1.0 = note-for-note the same drums). The melody is profiled
+where the arrangement lets it play (:func:`melody_profile`), comparable with real melodies cut
+to their span (:func:`melody_span`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ import numpy as np
 
 from arranger.compose.coordinator import Models, compose
 from arranger.errors import InputError
-from arranger.evaluation.checks import expect_of, pass_rates
+from arranger.evaluation.checks import (
+    PHRASE_BARS,
+    empty_melody_bars,
+    expect_of,
+    pass_rates,
+    phrase_end_chord_tones,
+)
 from arranger.evaluation.drum_stats import drum_stats, identical_steps
 from arranger.preset import load_preset, preset_names
-from arranger.score import Score
+from arranger.score import STEPS_PER_BAR, Score, note_spans
 
 ALL = "all"
 
@@ -42,15 +50,48 @@ def resolve_presets(text: str) -> list[str]:
 
 
 def preset_songs(models: Models, name: str, *, n: int, seed: int, bars: int
-                 ) -> tuple[list[Score], list[Score]]:
+                 ) -> tuple[list[Score], list[Score], list[Score]]:
     """``n`` songs of ``bars`` bars written with preset ``name`` and ``seed``, as one batch: the
-    whole songs, and the bars of each that the checks judge (an intro without drums is not a
-    song without a groove; :func:`arranger.compose.sections.judged`)."""
-    from arranger.compose.sections import judged
+    whole songs, the bars of each that the checks judge (an intro without drums is not a song
+    without a groove; :func:`arranger.compose.sections.judged`), and the bars where the melody
+    plays (:func:`arranger.compose.sections.played`; none where it never does)."""
+    from arranger.compose.sections import judged, played
 
     plan = load_preset(name).plan(bars, bass_seed=seed)
     songs = compose(models, plan, seed=seed, variations=n)
-    return songs, [judged(s, plan.form) for s in songs]
+    melodies = [m for m in (played(s, plan.form, "melody") for s in songs) if m is not None]
+    return songs, [judged(s, plan.form) for s in songs], melodies
+
+
+def melody_span(score: Score) -> Score | None:
+    """``score`` from the bar of its first melody note-on to that of its last (a real song's
+    melody plays there), None without one."""
+    from arranger.compose.sections import bars_of
+
+    bars = np.flatnonzero((score.melody >= 0).reshape(score.bars, STEPS_PER_BAR).any(axis=1))
+    return bars_of(score, np.arange(bars[0], bars[-1] + 1)) if len(bars) else None
+
+
+def melody_profile(scores: Sequence[Score]) -> dict[str, float | int | None]:
+    """How the melodies of ``scores`` (each cut to where its melody plays) breathe, pooled
+    over their bars and notes: ``empty_bars`` (share without a note-on), ``empty_mid_phrase``
+    (those not in a phrase's last bar, as a share of all bars), ``notes_per_bar``,
+    ``qualified_notes`` (notes of an 8th or longer, MuseGAN QN) and ``phrase_end_tones``
+    (song mean of :func:`arranger.evaluation.checks.phrase_end_chord_tones`)."""
+    bars = sum(s.bars for s in scores)
+    if not bars:
+        return {"bars": 0, "empty_bars": None, "empty_mid_phrase": None, "notes_per_bar": None,
+                "qualified_notes": None, "phrase_end_tones": None}
+    empty = [(s.melody >= 0).reshape(s.bars, STEPS_PER_BAR).any(axis=1) == 0 for s in scores]
+    mid = sum(int((e & (np.arange(len(e)) % PHRASE_BARS != PHRASE_BARS - 1)).sum()) for e in empty)
+    lengths = np.array([end - start for s in scores for start, end, _ in note_spans(s.melody)])
+    ends = [phrase_end_chord_tones(s) for s in scores]
+    ends = [e for e in ends if e == e]  # NaN: no phrase-final note over a chord
+    return {"bars": bars,
+            "empty_bars": sum(empty_melody_bars(s) * s.bars for s in scores) / bars,
+            "empty_mid_phrase": mid / bars, "notes_per_bar": len(lengths) / bars,
+            "qualified_notes": float((lengths >= 2).mean()) if len(lengths) else None,
+            "phrase_end_tones": float(np.mean(ends)) if ends else None}
 
 
 def same_drums(songs: dict[str, list[Score]]) -> dict[str, float]:
@@ -74,7 +115,8 @@ def check_presets(names: Sequence[str], *, n: int = 32, seed: int = 0, bars: int
     Returns
     -------
     dict, JSON-ready: ``config`` (n, seed, bars); ``presets``: per name ``pass`` (share per
-    check and ``all``) and ``drums`` (:func:`arranger.evaluation.drum_stats.drum_stats`);
+    check and ``all``), ``drums`` (:func:`arranger.evaluation.drum_stats.drum_stats`) and
+    ``melody`` (:func:`melody_profile`);
     ``same_drums`` (:func:`same_drums`).
     """
     if n < 1 or bars < 2:
@@ -86,6 +128,7 @@ def check_presets(names: Sequence[str], *, n: int = 32, seed: int = 0, bars: int
         models = load_models(weights_dir)
     written = {name: preset_songs(models, name, n=n, seed=seed, bars=bars) for name in names}
     presets = {name: {"pass": pass_rates(judged, expect_of(load_preset(name).song)),
-                      "drums": drum_stats(judged)} for name, (_, judged) in written.items()}
+                      "drums": drum_stats(judged), "melody": melody_profile(melodies)}
+               for name, (_, judged, melodies) in written.items()}
     return {"config": {"n": n, "seed": seed, "bars": bars}, "presets": presets,
-            "same_drums": same_drums({name: whole for name, (whole, _) in written.items()})}
+            "same_drums": same_drums({name: whole for name, (whole, _, _) in written.items()})}
