@@ -9,6 +9,8 @@ generation never imports torch. Results match the PyTorch model to float32 round
 
 from __future__ import annotations
 
+import copy
+import weakref
 from typing import Any
 
 import numpy as np
@@ -70,6 +72,12 @@ class NumpyStep:
         self._rows: _Scratch | None = None
         self._multi_key, self._multi_value = b"", None
 
+    def fresh(self) -> NumpyStep:
+        """A stepper sharing these (read-only) tables, with work arrays of its own."""
+        step = copy.copy(self)
+        step._rows, step._multi_key, step._multi_value = None, b"", None
+        return step
+
     @classmethod
     def of(cls, model: Any) -> NumpyStep:
         """The numpy stepper of a PyTorch ``ConditionedLSTM``."""
@@ -98,7 +106,7 @@ class NumpyStep:
         n = len(self.cond_tables)
         rows.index[0] = tokens
         np.add(conds.T, self.offsets, out=rows.index[1 : n + 1])
-        np.take(self.inputs, rows.index, axis=0, out=rows.terms[: n + 1], mode="clip")
+        self.inputs.take(rows.index, axis=0, out=rows.terms[: n + 1], mode="clip")
         if self.multi_w is not None:
             rows.terms[n + 1] = self._multi_term(multi)  # terms[n + 2] holds multi_b
         np.matmul(h[0], self.w_hh0, out=rows.terms[-1])
@@ -162,7 +170,18 @@ class _Scratch:
         self.tanh_c = np.empty((batch, step.config.hidden), np.float32)
 
 
+# Weights read from a file keep one dict of arrays: their stepper's tables (~10 ms to build)
+# are built once, and each caller gets a copy with work arrays of its own.
+_BUILT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def fast_step(weights: LayerWeights) -> Any:
     """The numpy stepper of an LSTM layer model; any other model (e.g. Markov) as it is."""
     arrays = weights.numpy_arrays()
-    return NumpyStep(weights.config, arrays) if arrays is not None else weights.model
+    if arrays is None:
+        return weights.model
+    arrays_then, built = _BUILT.get(weights, (None, None))
+    if arrays_then is not arrays:  # a model's weights come as a new dict: they may have moved
+        built = NumpyStep(weights.config, arrays)
+        _BUILT[weights] = arrays, built
+    return built.fresh()

@@ -97,16 +97,23 @@ class RowStreams:
 
     def uniform(self, rows: np.ndarray | None = None) -> np.ndarray:
         """The next draw in [0, 1) of each of ``rows`` (int [n], default all), float [n, 1]."""
-        every = rows is None
-        rows = self.rows if every else rows
-        used = self.used if every else self.used[rows]
-        if used.max() == self.BLOCK:
-            for r in rows[used == self.BLOCK].tolist():
-                self.buffer[r], self.used[r] = self.generators[r].random(self.BLOCK), 0
-            used = self.used if every else self.used[rows]
+        if rows is None:  # every row draws (the common case, in fewer numpy calls)
+            if np.maximum.reduce(self.used) == self.BLOCK:
+                self._refill(self.rows)
+            u = self.buffer[self.rows, self.used]
+            self.used += 1
+            return u[:, None]
+        if np.maximum.reduce(self.used[rows]) == self.BLOCK:
+            self._refill(rows)
+        used = self.used[rows]
         u = self.buffer[rows, used]
         self.used[rows] = used + 1
         return u[:, None]
+
+    def _refill(self, rows: np.ndarray) -> None:
+        """A new block for each of ``rows`` whose block is used up."""
+        for r in rows[self.used[rows] == self.BLOCK].tolist():
+            self.buffer[r], self.used[r] = self.generators[r].random(self.BLOCK), 0
 
 
 def sample(logits: np.ndarray, mask: np.ndarray, sampling: Sampling,
@@ -142,9 +149,9 @@ def choose(logits: np.ndarray, mask: np.ndarray, forced: np.ndarray, sampling: S
     Returns the tokens int64 [B] and the log-probability (nats, float64 [B]) the model gave
     each forced token, 0 where it sampled.
     """
-    is_forced = forced != FREE
-    if not is_forced.any():  # the common case: every row samples
+    if np.maximum.reduce(forced) == FREE:  # the common case: every row samples
         return sample(logits, mask, sampling, streams.uniform()), np.zeros(len(forced))
+    is_forced = forced != FREE
     tokens = forced.copy()
     free = np.flatnonzero(~is_forced)
     if len(free):
