@@ -221,3 +221,37 @@ def test_row_streams_draw_each_rows_generator_in_order():
     np.testing.assert_array_equal([r[0] for r in rows[:300]],
                                   np.random.default_rng(5).random(300))
     np.testing.assert_array_equal([r[-1] for r in rows], np.random.default_rng(7).random(301))
+
+
+def test_blind_drums_hear_the_songs_conditions_taken_at_once_as_step_by_step(models,
+                                                                            monkeypatch):
+    """Blind to chords and melody, the drum model's conditions are the song's from the start;
+    taking them in one call writes the very song that asking at every step writes."""
+    from arranger.compose import voices
+    from tracks.weights_file import InferenceSettings
+
+    plan = plan_of(bars=4, drum_loop_bars=1)
+    models.drums.inference = InferenceSettings(blind_conditions=(2, 3))
+    try:
+        gen = generate_tokens(models, plan, Forced.free(2, 4), seed=6)
+        original = voices.DrumVoice.__init__
+
+        def per_step(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            assert self.foresees
+            self.foresees = False
+
+        monkeypatch.setattr(voices.DrumVoice, "__init__", per_step)
+        again = generate_tokens(models, plan, Forced.free(2, 4), seed=6)
+    finally:
+        models.drums.inference = InferenceSettings()
+    np.testing.assert_array_equal(gen.drums, again.drums)
+    np.testing.assert_array_equal(gen.forced_logp["drums"], again.forced_logp["drums"])
+
+
+def test_token_likelihoods_are_kept_only_with_candidates_to_rank(models):
+    plan = plan_of(bars=2)
+    assert generate_tokens(models, plan, Forced.free(2, 2), seed=1).loglik == {}
+    ranked = generate_tokens(models, plan, Forced.free(4, 2), seed=1, candidates=2)
+    assert set(ranked.loglik) == {"chords", "melody", "drums"}
+    assert all((v < 0).all() for v in ranked.loglik.values())

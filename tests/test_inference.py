@@ -13,10 +13,12 @@ from arranger.compose.plan import Plan
 from arranger.settings import SongSettings
 from tests.helpers import tiny_models
 from tracks import chords, melody
-from tracks.inference import NumpyStep
+from tracks.inference import NumpyStep, fast_step
 from tracks.layers import CHORDS, DRUMS, MELODY
 from tracks.model import ConditionedLSTM, ModelConfig, save_weights
 from tracks.weights_file import read_weights, tensor_shapes
+
+SHIPPED = Path(__file__).resolve().parents[1] / "tracks" / "weights"
 
 
 @pytest.mark.parametrize("spec,vocab,layers", [(CHORDS, chords.VOCAB_SIZE, 2),
@@ -97,3 +99,62 @@ def test_inference_settings_are_typed_read_from_the_card_and_checked(tmp_path):
         InferenceSettings.from_card({"blind_conditions": [7]}, 10, 4, "x.safetensors")
     with pytest.raises(WeightsError, match="card.allowed_tokens"):
         InferenceSettings.from_card({"allowed_tokens": "all"}, 10, 4)
+
+
+def _plain_step(step: NumpyStep, tokens, conds, multi, state):
+    """The step as plain left-to-right numpy sums: what the fused step must equal, bit for bit
+    (same seed, same song rests on it)."""
+    hidden = step.config.hidden
+    x = step.token_table[tokens]
+    for i, table in enumerate(step.cond_tables):
+        x = x + table[conds[:, i]]
+    if step.multi_w is not None:
+        x = x + multi @ step.multi_w + step.multi_b
+    h, c = (a.copy() for a in state)
+    gates = x + h[0] @ step.w_hh0
+    for k in range(step.config.num_layers):
+        if k:
+            gates = np.concatenate([h[k - 1], h[k]], axis=1) @ step.w_upper[k - 1]
+            gates += step.b_upper[k - 1]
+        t = np.tanh(gates)
+        sig = t[:, : 3 * hidden] * 0.5 + 0.5
+        c[k] = sig[:, hidden : 2 * hidden] * c[k] + sig[:, :hidden] * t[:, 3 * hidden :]
+        h[k] = sig[:, 2 * hidden :] * np.tanh(c[k])
+    return h[-1] @ step.head_w + step.head_b, (h, c)
+
+
+@pytest.mark.parametrize("layer,batch", [("melody", 1), ("melody", 4), ("drums", 1),
+                                         ("chords", 3)])
+def test_fused_step_is_bit_identical_to_plain_sums(layer, batch):
+    weights = read_weights(SHIPPED / f"{layer}.safetensors", layer)
+    step, rng = NumpyStep(weights.config, weights.numpy_arrays()), np.random.default_rng(1)
+    cfg = weights.config
+    state = ref = step._zeros(batch)
+    multi = None
+    for t in range(24):
+        tokens = rng.integers(1, cfg.vocab_size, batch)
+        conds = np.stack([rng.integers(0, n, batch) for n in cfg.cond_sizes], 1)
+        if cfg.multi_hot and t % 4 == 0:  # a beat's multi-hot, held: its product is kept
+            multi = (rng.random((batch, cfg.multi_hot)) > 0.5).astype(np.float32)
+        logits, state = step.step(tokens, conds, multi, state)
+        expected, ref = _plain_step(step, tokens, conds, multi, ref)
+        np.testing.assert_array_equal(logits, expected)
+        np.testing.assert_array_equal(state[1], ref[1])
+
+
+def test_steppers_of_one_weights_share_tables_and_follow_a_models_changes():
+    shipped = read_weights(SHIPPED / "drums.safetensors", "drums")
+    a, b = fast_step(shipped), fast_step(shipped)
+    assert a.inputs is b.inputs and a._rows is None
+    cond = np.zeros((2, 4), np.int64)
+    alone, _ = fast_step(shipped).step(np.array([1, 5]), cond)
+    a.step(np.array([3]), cond[:1])  # another batch size in between: work arrays apart
+    np.testing.assert_array_equal(b.step(np.array([1, 5]), cond)[0], alone)
+    trained = tiny_models(hidden=8).melody  # a model's weights may move between calls
+    tokens, conds, multi = np.array([1]), np.zeros((1, 4), np.int64), np.zeros((1, 12),
+                                                                                np.float32)
+    before, _ = fast_step(trained).step(tokens, conds, multi)
+    with torch.no_grad():
+        trained.model.head.bias += 1.0
+    after, _ = fast_step(trained).step(tokens, conds, multi)
+    np.testing.assert_allclose(after, before + 1.0, rtol=1e-6)

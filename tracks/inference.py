@@ -9,6 +9,8 @@ generation never imports torch. Results match the PyTorch model to float32 round
 
 from __future__ import annotations
 
+import copy
+import weakref
 from typing import Any
 
 import numpy as np
@@ -61,6 +63,20 @@ class NumpyStep:
         self.w_hh0 = self.w_hh0 * half
         self.w_upper = [w * half for w in self.w_upper]
         self.b_upper = [b * half for b in self.b_upper]
+        # The first layer's inputs as one table: a step gathers its rows with one take.
+        # (C order: the products above leave them column-major, and a row gather is 100x
+        # slower then.)
+        self.inputs = np.ascontiguousarray(np.concatenate([self.token_table, *self.cond_tables]))
+        sizes = [len(self.token_table)] + [len(t) for t in self.cond_tables]
+        self.offsets = np.cumsum(sizes)[:-1, None]  # [C, 1]: where each cond's rows start
+        self._rows: _Scratch | None = None
+        self._multi_key, self._multi_value = b"", None
+
+    def fresh(self) -> NumpyStep:
+        """A stepper sharing these (read-only) tables, with work arrays of its own."""
+        step = copy.copy(self)
+        step._rows, step._multi_key, step._multi_value = None, b"", None
+        return step
 
     @classmethod
     def of(cls, model: Any) -> NumpyStep:
@@ -78,35 +94,94 @@ class NumpyStep:
 
     def step(self, tokens: np.ndarray, conds: np.ndarray, multi: np.ndarray | None = None,
              state=None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """One step in numpy: tokens [B], conds [B, C], multi [B, M] -> logits [B, V], state."""
-        x = self.token_table[tokens]
-        for i, table in enumerate(self.cond_tables):
-            x = x + table[conds[:, i]]
-        if self.multi_w is not None:
-            x = x + multi @ self.multi_w + self.multi_b
-        h, c = state if state is not None else self._zeros(len(tokens))
-        h, c = h.copy(), c.copy()
-        gates = x + h[0] @ self.w_hh0
-        for k in range(self.config.num_layers):
-            if k:
-                gates = np.concatenate([h[k - 1], h[k]], axis=1) @ self.w_upper[k - 1]
-                gates += self.b_upper[k - 1]
-            h[k], c[k] = self._cell(gates, c[k])
-        return h[-1] @ self.head_w + self.head_b, (h, c)
+        """One step in numpy: tokens [B], conds [B, C], multi [B, M] -> logits [B, V], state.
 
-    def _cell(self, gates: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Every sum is added in the order the PyTorch-shaped formula
+        ``token + cond_0 + ... + multi @ W + b + h @ W_hh`` gives it, so the logits are the
+        same bits as step-by-step arithmetic; what is saved is numpy calls, not arithmetic.
+        """
+        batch = len(tokens)
+        h, c = state if state is not None else self._zeros(batch)
+        rows = self._scratch(batch)
+        n = len(self.cond_tables)
+        rows.index[0] = tokens
+        np.add(conds.T, self.offsets, out=rows.index[1 : n + 1])
+        self.inputs.take(rows.index, axis=0, out=rows.terms[: n + 1], mode="clip")
+        if self.multi_w is not None:
+            rows.terms[n + 1] = self._multi_term(multi)  # terms[n + 2] holds multi_b
+        np.matmul(h[0], self.w_hh0, out=rows.terms[-1])
+        gates = np.add.reduce(rows.terms, axis=0, out=rows.gates)  # in order, see above
+        new_h, new_c = np.empty_like(h), np.empty_like(c)
+        self._cell(gates, c[0], new_h[0], new_c[0], rows.tanh_c)
+        for k in range(1, self.config.num_layers):
+            np.concatenate([new_h[k - 1], h[k]], axis=1, out=rows.below)
+            np.matmul(rows.below, self.w_upper[k - 1], out=gates)
+            np.add(gates, self.b_upper[k - 1], out=gates)
+            self._cell(gates, c[k], new_h[k], new_c[k], rows.tanh_c)
+        logits = new_h[-1] @ self.head_w
+        logits += self.head_b
+        return logits, (new_h, new_c)
+
+    def _cell(self, gates: np.ndarray, c: np.ndarray, h_out: np.ndarray, c_out: np.ndarray,
+              tanh_c: np.ndarray) -> None:
+        """The LSTM cell, written into ``h_out`` and ``c_out``; ``gates`` is used up."""
         hidden = self.config.hidden
         t = np.tanh(gates, out=gates)  # gates are pre-halved: i, f, o = (t + 1) / 2
-        sig = t[:, : 3 * hidden] * 0.5 + 0.5
-        c = sig[:, hidden : 2 * hidden] * c + sig[:, :hidden] * t[:, 3 * hidden :]
-        return sig[:, 2 * hidden :] * np.tanh(c), c
+        sig = t[:, : 3 * hidden]
+        np.multiply(sig, 0.5, out=sig)
+        np.add(sig, 0.5, out=sig)
+        np.multiply(sig[:, hidden : 2 * hidden], c, out=c_out)
+        ig = np.multiply(sig[:, :hidden], t[:, 3 * hidden :], out=sig[:, :hidden])
+        np.add(c_out, ig, out=c_out)
+        np.multiply(sig[:, 2 * hidden :], np.tanh(c_out, out=tanh_c), out=h_out)
+
+    def _multi_term(self, multi: np.ndarray) -> np.ndarray:
+        """``multi @ multi_w``, kept while the multi-hot stays the same (a beat's chord)."""
+        key = multi.tobytes()
+        if key != self._multi_key:
+            self._multi_key, self._multi_value = key, multi @ self.multi_w
+        return self._multi_value
+
+    def _scratch(self, batch: int) -> _Scratch:
+        if self._rows is None or self._rows.batch != batch:
+            self._rows = _Scratch(self, batch)
+        return self._rows
 
     def _zeros(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         shape = (self.config.num_layers, batch, self.config.hidden)
         return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
 
 
+class _Scratch:
+    """Per-batch-size work arrays of one stepper; nothing in them outlives a step."""
+
+    def __init__(self, step: NumpyStep, batch: int) -> None:
+        four_h, n = 4 * step.config.hidden, len(step.cond_tables)
+        self.batch = batch
+        self.index = np.zeros((n + 1, batch), np.int64)  # token row, then each cond's row
+        # The terms of the first layer's gates, summed in this order: token, conds,
+        # (multi @ W, multi bias), h @ W_hh.
+        self.terms = np.zeros((n + 2 + 2 * (step.multi_w is not None), batch, four_h),
+                              np.float32)
+        if step.multi_w is not None:
+            self.terms[n + 2] = step.multi_b
+        self.gates = np.empty((batch, four_h), np.float32)
+        self.below = np.empty((batch, 2 * step.config.hidden), np.float32)  # [h below, h]
+        self.tanh_c = np.empty((batch, step.config.hidden), np.float32)
+
+
+# Weights read from a file keep one dict of arrays: their stepper's tables (~10 ms to build)
+# are built once, and each caller gets a copy with work arrays of its own.
+_BUILT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def fast_step(weights: LayerWeights) -> Any:
     """The numpy stepper of an LSTM layer model; any other model (e.g. Markov) as it is."""
     arrays = weights.numpy_arrays()
-    return NumpyStep(weights.config, arrays) if arrays is not None else weights.model
+    if arrays is None:
+        return weights.model
+    arrays_then, built = _BUILT.get(weights, (None, None))
+    if arrays_then is not arrays:  # a model's weights come as a new dict: they may have moved
+        built = NumpyStep(weights.config, arrays)
+        _BUILT[weights] = arrays, built
+    return built.fresh()

@@ -58,7 +58,8 @@ class Generated:
     drums: np.ndarray
     forced_logp: dict[str, np.ndarray]
     melody_shift: int = 0
-    loglik: dict[str, np.ndarray] = field(default_factory=dict)  # nats of all tokens per row
+    # Nats of all tokens per row, per layer; only generated with candidates to rank.
+    loglik: dict[str, np.ndarray] = field(default_factory=dict)
 
     def take(self, rows: list[int], drum_rows: list[int]) -> Generated:
         """The batch of these rows (the drums' from ``drum_rows``)."""
@@ -82,7 +83,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
                         plan.song.tempo_bpm)
     # Row r samples as a song of seed + r alone (with candidates: see RowStreams).
     streams = RowStreams(seed, batch, candidates)
-    voices = [VOICES[layer](getattr(models, layer), plan, forced, device)
+    voices = [VOICES[layer](getattr(models, layer), plan, forced, device, candidates > 1)
               for layer in MODEL_LAYERS]
     chords, melody, drums = voices
     with no_grad(device):
@@ -91,7 +92,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
             for voice in voices:  # chords (on beats), then the melody, then the drums
                 voice.step(t, ctx, streams)
     return Generated(chords.out, melody.out, drums.out, {v.layer: v.logp for v in voices},
-                     melody.shift, {v.layer: v.loglik for v in voices})
+                     melody.shift, {v.layer: v.loglik for v in voices if v.loglik is not None})
 
 
 # The token of each model layer that plays nothing: where a section leaves a layer out.

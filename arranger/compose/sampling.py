@@ -41,14 +41,23 @@ class Stepper:
         self.allowed = settings.allowed_mask(self.model.config.vocab_size)
         self.allowed[BOS] = False
 
-    def logits(self, cond: np.ndarray, multi: np.ndarray | None) -> np.ndarray:
-        """Logits [B, V] of this step from cond [B, 1, C] and multi [B, 1, M]; the state moves
-        on."""
-        if self.blind:  # see arranger.training.train.blind_conditions
+    def blinded(self, cond: np.ndarray, multi: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The conditions as the model hears them: its blind ones unknown (0); new arrays
+        where they change (see arranger.training.train.blind_conditions)."""
+        if self.blind:
             cond = cond.copy()
             cond[..., self.blind] = 0
             if self.blind_multi:
                 multi = np.zeros_like(multi)
+        return cond, multi
+
+    def logits(self, cond: np.ndarray, multi: np.ndarray | None,
+               blinded: bool = False) -> np.ndarray:
+        """Logits [B, V] of this step from cond [B, 1, C] and multi [B, 1, M] (already
+        :meth:`blinded` if ``blinded``); the state moves on."""
+        if not blinded:
+            cond, multi = self.blinded(cond, multi)
         m = None if multi is None else multi[:, -1]
         if isinstance(self.model, is_numpy_stepper):  # the per-step hot path: no tensors
             out, self.state = self.model.step(self.prev, cond[:, -1], m, self.state)
@@ -88,16 +97,23 @@ class RowStreams:
 
     def uniform(self, rows: np.ndarray | None = None) -> np.ndarray:
         """The next draw in [0, 1) of each of ``rows`` (int [n], default all), float [n, 1]."""
-        every = rows is None
-        rows = self.rows if every else rows
-        used = self.used if every else self.used[rows]
-        if used.max() == self.BLOCK:
-            for r in rows[used == self.BLOCK].tolist():
-                self.buffer[r], self.used[r] = self.generators[r].random(self.BLOCK), 0
-            used = self.used if every else self.used[rows]
+        if rows is None:  # every row draws (the common case, in fewer numpy calls)
+            if np.maximum.reduce(self.used) == self.BLOCK:
+                self._refill(self.rows)
+            u = self.buffer[self.rows, self.used]
+            self.used += 1
+            return u[:, None]
+        if np.maximum.reduce(self.used[rows]) == self.BLOCK:
+            self._refill(rows)
+        used = self.used[rows]
         u = self.buffer[rows, used]
         self.used[rows] = used + 1
         return u[:, None]
+
+    def _refill(self, rows: np.ndarray) -> None:
+        """A new block for each of ``rows`` whose block is used up."""
+        for r in rows[self.used[rows] == self.BLOCK].tolist():
+            self.buffer[r], self.used[r] = self.generators[r].random(self.BLOCK), 0
 
 
 def sample(logits: np.ndarray, mask: np.ndarray, sampling: Sampling,
@@ -107,19 +123,22 @@ def sample(logits: np.ndarray, mask: np.ndarray, sampling: Sampling,
     logits float [B, V]; mask bool [B or 1, V]; u float [B, 1] in [0, 1); returns tokens
     int [B]. The nucleus is cut at a probability value (the smallest one kept), found by
     sorting the values alone: cheaper than an argsort, and ties are all in or all out, so no
-    tie order (which differs between sort algorithms) can change a song.
+    tie order (which differs between sort algorithms) can change a song. (The ufuncs are
+    called directly: ``max``/``sum``/``cumsum`` are these reductions behind a Python wrapper
+    that costs as much as the arithmetic at these sizes.)
     """
     z = np.where(mask, logits, -np.inf)
-    z *= 1.0 / max(sampling.temperature, 1e-4)
-    z -= z.max(axis=1, keepdims=True)
+    if sampling.temperature != 1.0:  # (a product by 1.0 changes nothing)
+        z *= 1.0 / max(sampling.temperature, 1e-4)
+    z -= np.maximum.reduce(z, axis=1, keepdims=True)
     p = np.exp(z, out=z)
     if sampling.top_p < 1.0:
         desc = np.sort(p, axis=1)[:, ::-1]
-        cum = np.cumsum(desc, axis=1)
-        kept = ((cum - desc) < sampling.top_p * cum[:, -1:]).sum(axis=1)  # the nucleus's size
+        cum = np.add.accumulate(desc, axis=1)
+        kept = np.add.reduce((cum - desc) < sampling.top_p * cum[:, -1:], axis=1)  # its size
         p[p < desc[np.arange(len(p)), kept - 1][:, None]] = 0.0
-    cum = np.cumsum(p, axis=1)
-    return np.minimum((cum <= u * cum[:, -1:]).sum(axis=1), p.shape[1] - 1)
+    cum = np.add.accumulate(p, axis=1)
+    return np.minimum(np.add.reduce(cum <= u * cum[:, -1:], axis=1), p.shape[1] - 1)
 
 
 def choose(logits: np.ndarray, mask: np.ndarray, forced: np.ndarray, sampling: Sampling,
@@ -130,9 +149,9 @@ def choose(logits: np.ndarray, mask: np.ndarray, forced: np.ndarray, sampling: S
     Returns the tokens int64 [B] and the log-probability (nats, float64 [B]) the model gave
     each forced token, 0 where it sampled.
     """
-    is_forced = forced != FREE
-    if not is_forced.any():  # the common case: every row samples
+    if np.maximum.reduce(forced) == FREE:  # the common case: every row samples
         return sample(logits, mask, sampling, streams.uniform()), np.zeros(len(forced))
+    is_forced = forced != FREE
     tokens = forced.copy()
     free = np.flatnonzero(~is_forced)
     if len(free):
@@ -153,8 +172,8 @@ def token_logp(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """Log-probability (nats, float64 [B]) the model's logits [B, V] give ``tokens`` [B], at
     temperature 1 and with no mask: the model's own likelihood of what was written."""
     z = logits.astype(np.float64)
-    top = z.max(axis=1)
-    logz = np.log(np.exp(z - top[:, None]).sum(axis=1)) + top
+    top = np.maximum.reduce(z, axis=1)
+    logz = np.log(np.add.reduce(np.exp(z - top[:, None]), axis=1)) + top
     return z[np.arange(len(z)), tokens] - logz
 
 

@@ -43,12 +43,14 @@ class Voice:
     layer = ""
 
     def __init__(self, weights: LayerWeights, plan: Plan, forced: Forced,
-                 device: torch.device | None) -> None:
+                 device: torch.device | None, loglik: bool = True) -> None:
         self.plan = plan
         self.forced = getattr(forced, self.layer)
         self.out = np.zeros_like(self.forced)
         self.logp = np.zeros(len(self.forced))
-        self.loglik = np.zeros(len(self.forced))  # nats of every token, forced or sampled
+        # Nats of every token, forced or sampled: they rank candidates, so without any
+        # (``loglik`` False) they are not computed, and stay None.
+        self.loglik = np.zeros(len(self.forced)) if loglik else None
         self.stepper = Stepper(weights, len(self.forced), plan.layer_sampling(self.layer),
                                LAYER_SPECS[self.layer], device)
 
@@ -65,7 +67,8 @@ class Voice:
                 streams: RowStreams) -> np.ndarray:
         tokens, logp = choose(logits, mask, fixed, self.stepper.sampling, streams)
         self.logp = self.logp + logp
-        self.loglik = self.loglik + token_logp(logits, tokens)
+        if self.loglik is not None:
+            self.loglik = self.loglik + token_logp(logits, tokens)
         return tokens
 
 
@@ -75,8 +78,8 @@ class ChordVoice(Voice):
     layer = "chords"
 
     def __init__(self, weights: LayerWeights, plan: Plan, forced: Forced,
-                 device: torch.device | None) -> None:
-        super().__init__(weights, plan, forced, device)
+                 device: torch.device | None, loglik: bool = True) -> None:
+        super().__init__(weights, plan, forced, device, loglik)
         mask = self.stepper.allowed.copy()
         mask[chord_track.N_TOKEN] = False  # a lo-fi song always has a chord
         # Only chords that keep to the key and mode, as the model wrote them and as coloured.
@@ -152,8 +155,8 @@ class MelodyVoice(Voice):
     layer = "melody"
 
     def __init__(self, weights: LayerWeights, plan: Plan, forced: Forced,
-                 device: torch.device | None) -> None:
-        super().__init__(weights, plan, forced, device)
+                 device: torch.device | None, loglik: bool = True) -> None:
+        super().__init__(weights, plan, forced, device, loglik)
         low, high = (p - plan.key.tonic for p in plan.song.melody_range)
         # The model writes in the register it learnt; the song's range is whole octaves away.
         self.shift = melody_track.register_shift(low, high + 1)
@@ -169,7 +172,11 @@ class MelodyVoice(Voice):
         self.resting = self.resting_steps()  # where the melody rests, no gap is counted
         self.settled = np.ones(len(self.forced), bool)  # the last note-on was a chord tone
         self.note_nats = density.bias_nats(plan.density, self.layer)
-        self.notes = np.arange(len(self.stepper.allowed)) >= melody_track.FIRST_PITCH_TOKEN
+        tokens = np.arange(len(self.stepper.allowed))
+        self.notes = tokens >= melody_track.FIRST_PITCH_TOKEN
+        # Per token: the next step's mask after it (token_mask), and its decoded value.
+        self.masks = melody_track.token_mask(tokens, self.low, self.high)
+        self.decoded = melody_track.decode(tokens)
         self.beat_conditions: tuple[np.ndarray, np.ndarray] | None = None
 
     def step(self, t: int, ctx: Context, streams: RowStreams) -> None:
@@ -177,7 +184,7 @@ class MelodyVoice(Voice):
         if not i:  # the melody hears only the chords: a beat's conditions are known at its start
             self.beat_conditions = melody_track.conditions(ctx, t, t + STEPS_PER_BEAT)
         beat_cond, beat_multi = self.beat_conditions
-        mask = melody_track.token_mask(self.stepper.prev, self.low, self.high)
+        mask = self.masks[self.stepper.prev]  # a new array
         if t == self.final_step:
             mask &= self.final_mask
         logits = self.stepper.logits(beat_cond[:, i : i + 1], beat_multi[:, i : i + 1])
@@ -198,7 +205,7 @@ class MelodyVoice(Voice):
         if self.resting is not None and self.resting[t]:
             self.waiting[:], self.settled[:] = self.plan.max_gap_steps, True
         self.out[:, t] = tok
-        ctx.melody[:, t] = melody_track.decode(tok)
+        ctx.melody[:, t] = self.decoded[tok]
         self.stepper.advance(tok)
 
 
@@ -225,14 +232,19 @@ class DrumVoice(Voice):
     layer = "drums"
 
     def __init__(self, weights: LayerWeights, plan: Plan, forced: Forced,
-                 device: torch.device | None) -> None:
-        super().__init__(weights, plan, forced, device)
+                 device: torch.device | None, loglik: bool = True) -> None:
+        super().__init__(weights, plan, forced, device, loglik)
         vocab = drum_track.DrumVocab.from_list(weights.vocab)
         self.mask = self.stepper.allowed[None]
         self.no_crash = kit_map(vocab, drum_track.ALL_DRUMS & ~drum_track.drum_mask("crash"))
         self.hits = np.arange(len(self.stepper.allowed)) > drum_track.SILENCE_TOKEN
         self.resting = self.resting_steps()
         self.hit_nats = density.bias_nats(plan.density, self.layer)
+        # Blind to all the other layers write, the model hears at a step only what the song
+        # fixes from the start (position, and what the context holds before any step): the
+        # whole song's conditions are then taken at once, on the first step.
+        self.foresees = set(LAYER_SPECS[self.layer].unknowable) <= set(self.stepper.blind)
+        self.song_conditions: np.ndarray | None = None
 
     def preroll(self, streams: RowStreams) -> None:
         """Let the drummer play two bars, unheard, before the song starts.
@@ -246,12 +258,12 @@ class DrumVoice(Voice):
         song = self.plan.song
         ctx = Context.empty(len(self.forced), PHRASE_BARS, self.plan.key.mode, song.drum_style,
                             song.tempo_bpm)
-        for t in range((PHRASE_BARS - DRUM_PREROLL_BARS) * STEPS_PER_BAR,
-                       PHRASE_BARS * STEPS_PER_BAR):
-            cond, _ = drum_track.conditions(ctx, t, t + 1)
-            u = streams.uniform(np.arange(len(self.forced)))
-            self.stepper.advance(sample(self.stepper.logits(cond, None), self.mask,
-                                        self.stepper.sampling, u))
+        start = (PHRASE_BARS - DRUM_PREROLL_BARS) * STEPS_PER_BAR
+        cond, _ = drum_track.conditions(ctx, start, PHRASE_BARS * STEPS_PER_BAR)  # all known
+        for i in range(cond.shape[1]):
+            logits = self.stepper.logits(cond[:, i : i + 1], None)
+            self.stepper.advance(sample(logits, self.mask, self.stepper.sampling,
+                                        streams.uniform()))
 
     def step(self, t: int, ctx: Context, streams: RowStreams) -> None:
         if self.resting is not None and self.resting[t]:
@@ -261,16 +273,26 @@ class DrumVoice(Voice):
             # bars of its own silence leads it to.
             self.out[:, t] = drum_track.SILENCE_TOKEN
             return
-        cond, _ = drum_track.conditions(ctx, t, t + 1)
+        cond = self._conditions(ctx, t)
         # A repeated crash only where a phrase starts (a repeated section replays exactly).
         source = drum_source(self.plan, t)
         exact = source == sections.repeat_source(self.plan.form, self.layer, t, STEPS_PER_BAR)
         remap = None if exact or t % (PHRASE_BARS * STEPS_PER_BAR) == 0 else self.no_crash
         fixed = repeat(self.forced, self.out, t, source, remap)
-        logits = density.lean(self.stepper.logits(cond, None), self.hits, self.hit_nats)
+        logits = density.lean(self.stepper.logits(cond, None, blinded=True), self.hits,
+                              self.hit_nats)
         tok = self._choose(logits, self.mask, fixed, streams)
         self.out[:, t] = tok
         self.stepper.advance(tok)
+
+    def _conditions(self, ctx: Context, t: int) -> np.ndarray:
+        """Step ``t``'s conditions [B, 1, C], blinded as the model hears them."""
+        if not self.foresees:
+            return self.stepper.blinded(*drum_track.conditions(ctx, t, t + 1))[0]
+        if self.song_conditions is None:
+            whole = drum_track.conditions(ctx, 0, self.forced.shape[1])
+            self.song_conditions = self.stepper.blinded(*whole)[0]
+        return self.song_conditions[:, t : t + 1]
 
 
 VOICES: dict[str, type[Voice]] = {v.layer: v for v in (ChordVoice, MelodyVoice, DrumVoice)}
