@@ -205,9 +205,10 @@ def test_choose_and_the_stepper_leave_their_arguments_alone(models):
     assert tokens[1] == 2 and logp[1] < 0 and logp[0] == logp[2] == 0
     models.drums.inference = InferenceSettings(blind_conditions=(2, 3))
     try:
-        cond = np.array([[[3, 1, 2, 2]]])
+        row = [3, 1, 2, 2] + [1] * (len(models.drums.config.cond_sizes) - 4)  # + style, tempo
+        cond = np.array([[row]])
         Stepper(models.drums, 1, Sampling(), DRUMS).logits(cond, None)
-        assert cond.tolist() == [[[3, 1, 2, 2]]]
+        assert cond.tolist() == [[row]]
     finally:
         models.drums.inference = InferenceSettings()
 

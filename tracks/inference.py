@@ -105,7 +105,9 @@ class NumpyStep:
         rows = self._scratch(batch)
         n = len(self.cond_tables)
         rows.index[0] = tokens
-        np.add(conds.T, self.offsets, out=rows.index[1 : n + 1])
+        # Conditions a model was not trained with (e.g. the drums' style for 4-condition weights)
+        # are not read: only its own first n columns.
+        np.add(conds[:, :n].T, self.offsets, out=rows.index[1 : n + 1])
         self.inputs.take(rows.index, axis=0, out=rows.terms[: n + 1], mode="clip")
         if self.multi_w is not None:
             rows.terms[n + 1] = self._multi_term(multi)  # terms[n + 2] holds multi_b
