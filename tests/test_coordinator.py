@@ -256,3 +256,20 @@ def test_token_likelihoods_are_kept_only_with_candidates_to_rank(models):
     ranked = generate_tokens(models, plan, Forced.free(4, 2), seed=1, candidates=2)
     assert set(ranked.loglik) == {"chords", "melody", "drums"}
     assert all((v < 0).all() for v in ranked.loglik.values())
+
+
+def test_blas_threads_follow_the_free_cores(monkeypatch):
+    """A second BLAS thread only where a core is free: on a busy machine it waits at every
+    product (the results are the same either way)."""
+    import os
+
+    from arranger.compose import coordinator
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.0, 0.0))
+    assert coordinator.default_blas_threads() == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.6, 0.0, 0.0))
+    assert coordinator.default_blas_threads() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert coordinator.default_blas_threads() == 1
