@@ -368,8 +368,9 @@ class SongSettings(Settings):
                                help="a letter per phrase of loop_bars: a letter seen before "
                                     "repeats that phrase's melody")
     drum_style: str = setting("", choices=DRUM_STYLES,
-                              help="the Groove MIDI style whose hits per bar the drums should "
-                                   "match best among the candidates (\"\" = none)")
+                              help="the Groove MIDI style the drum model plays (its style "
+                                   "input, with the tempo) and whose hits per bar the kept "
+                                   "candidate matches best (\"\" = none)")
     candidates: int = setting(1, low=1, high=64, unit="songs",
                               help="songs sampled per song written, in one batch: the one "
                                    "passing the most musical checks, then the likeliest, is kept")

@@ -7,7 +7,7 @@ import pytest
 
 from arranger import midi_io
 from arranger.audio.config import EffectSpec, LayerSound
-from arranger.audio.produce import section_window, with_section_effects
+from arranger.audio.sections import section_window, with_section_effects
 from arranger.compose.coordinator import compose, ending_forced, generate_tokens
 from arranger.compose.generate import generate
 from arranger.compose.plan import Forced, Plan

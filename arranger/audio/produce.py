@@ -57,7 +57,6 @@ from arranger.audio.render import (
 )
 from arranger.audio.sections import (
     SectionEffects,
-    section_window,  # noqa: F401 (tests/test_sections.py imports it from here)
     with_section_effects,
 )
 from arranger.audio.soundfont import find_soundfont
