@@ -1,12 +1,14 @@
 """What choosing among candidates costs: seconds per 32-bar song for K candidates per song.
 
 Run: .venv/bin/python benchmarks/bench_candidates.py [--preset rainy-night] [--k 1 4 8 16 24]
-     [--songs 1] [--repeat 3] [--blas-threads N]
+     [--songs 1] [--bars 32] [--repeat 3] [--blas-threads N]
 
 Each K writes ``--songs`` songs of the preset (its own candidates setting replaced by K) as one
 batch through :func:`arranger.compose.coordinator.compose`, i.e. generation plus the checks
-that rank the candidates, the median of ``--repeat`` runs after one warm-up. ``--blas-threads``
-sets the BLAS threads generation uses (default: generation_mode's own choice, at most 2).
+that rank the candidates, the median of ``--repeat`` runs after one warm-up, in wall and in CPU
+seconds (on a shared machine the CPU figure at one BLAS thread is the steadier one).
+``--blas-threads`` sets the BLAS threads generation uses (default: generation_mode's own
+choice, at most 2).
 """
 
 from __future__ import annotations
@@ -25,16 +27,18 @@ from arranger.weights import load_models  # noqa: E402
 
 
 def seconds_per_song(models: coordinator.Models, preset: str, k: int, songs: int,
-                     repeat: int) -> float:
-    """Median wall seconds per song of ``songs`` 32-bar songs written with ``k`` candidates."""
-    plan = load_preset(preset).plan(32, bass_seed=0).with_song(candidates=k)
+                     repeat: int, bars: int = 32) -> tuple[float, float]:
+    """Median wall and CPU seconds per song of ``songs`` songs of ``bars`` bars written with
+    ``k`` candidates."""
+    plan = load_preset(preset).plan(bars, bass_seed=0).with_song(candidates=k)
     coordinator.compose(models, plan, seed=0, variations=songs)  # warm-up
-    runs = []
+    walls, cpus = [], []
     for r in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         coordinator.compose(models, plan, seed=r + 1, variations=songs)
-        runs.append((time.perf_counter() - start) / songs)
-    return statistics.median(runs)
+        walls.append((time.perf_counter() - start) / songs)
+        cpus.append((time.process_time() - cpu) / songs)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> None:
@@ -42,6 +46,7 @@ def main() -> None:
     ap.add_argument("--preset", default="rainy-night")
     ap.add_argument("--k", type=int, nargs="+", default=[1, 4, 8, 16, 24])
     ap.add_argument("--songs", type=int, default=1)
+    ap.add_argument("--bars", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--blas-threads", type=int, default=None)
     args = ap.parse_args()
@@ -53,10 +58,11 @@ def main() -> None:
 
         coordinator.generation_mode.__init__ = init
     models = load_models()
-    print(f"{args.preset}, {args.songs} song(s) of 32 bars per batch, median of {args.repeat}")
+    print(f"{args.preset}, {args.songs} song(s) of {args.bars} bars per batch, median of "
+          f"{args.repeat}")
     for k in args.k:
-        s = seconds_per_song(models, args.preset, k, args.songs, args.repeat)
-        print(f"K={k:3d}: {s:6.2f} s per song")
+        wall, cpu = seconds_per_song(models, args.preset, k, args.songs, args.repeat, args.bars)
+        print(f"K={k:3d}: {wall:6.2f} s per song (CPU {cpu:.2f} s)")
 
 
 if __name__ == "__main__":

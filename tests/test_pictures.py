@@ -17,6 +17,29 @@ def test_pianoroll_is_a_png_with_content(tmp_path):
     assert img[..., :3].std() > 0.05  # not a blank canvas
 
 
+def test_every_layer_is_drawn_in_its_colour(tmp_path):
+    """The lanes' notes are drawn (as collections): each layer's colour covers some pixels."""
+    import matplotlib.colors
+    import matplotlib.image
+
+    from arranger.pictures import _COLORS
+
+    path = tmp_path / "roll.png"
+    write_pianoroll(path, make_score(bars=8))
+    rgb = matplotlib.image.imread(path)[..., :3]
+    for layer, colour in _COLORS.items():
+        close = np.abs(rgb - matplotlib.colors.to_rgb(colour)).max(axis=-1) < 0.02
+        assert close.sum() > 20, layer
+
+
+def test_musicxml_names_its_parts(tmp_path):
+    music21 = pytest.importorskip("music21")
+    path = tmp_path / "score.musicxml"
+    write_musicxml(path, make_score(bars=4))
+    assert [p.partName for p in music21.converter.parse(str(path)).parts] == [
+        "melody", "chords", "bass"]
+
+
 def test_musicxml_holds_the_melody_chord_symbols_and_length(tmp_path):
     music21 = pytest.importorskip("music21")
     score = make_score(bars=4, key="Eb major")
