@@ -1,6 +1,6 @@
 """Musical checks per shipped preset, drum statistics beside the Groove MIDI corpus's styles.
 
-Run: .venv/bin/python benchmarks/music_checks.py [--n 32] [--seed 0] [--json FILE]
+Run: .venv/bin/python benchmarks/music_checks.py [--n 32] [--seed 0] [--weights DIR] [--json FILE]
 
 For every shipped preset, N songs (one batch, the preset's plan, like ``lofi generate
 --variations N``) are checked with :mod:`arranger.evaluation.checks`; the table gives the share
@@ -24,13 +24,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from arranger.corpus.groove import INFO_FILE, LOFI_STYLES, backbeat_report, performances  # noqa: E402
+from arranger.corpus.groove import (  # noqa: E402
+    INFO_FILE,
+    LOFI_STYLES,
+    Performance,
+    backbeat_report,
+    hit_velocity,
+    performances,
+)
 from arranger.evaluation.drum_stats import drum_stats  # noqa: E402
 from arranger.evaluation.preset_checks import check_presets, resolve_presets  # noqa: E402
 from arranger.evaluation.report import _grid, fmt, format_presets  # noqa: E402
 
 GROOVE = Path(os.environ.get("LOFI_CORPUS", ROOT.parent / "shared" / "corpus")) / "groove-gmd"
-CACHE_VERSION = 1  # bump when groove.py or drum_stats.py change what they measure
+CACHE_VERSION = 2  # bump when groove.py or drum_stats.py change what they measure
 
 
 def corpus_side(root: Path, cache: Path) -> dict:
@@ -44,7 +51,7 @@ def corpus_side(root: Path, cache: Path) -> dict:
         return json.loads(path.read_text())
     perfs = performances(root, LOFI_STYLES)
     kept = [p for p in perfs if p.score is not None]
-    stats = {s: drum_stats([p.score for p in kept if p.style == s]) for s in LOFI_STYLES}
+    stats = {s: drum_stats([played(p) for p in kept if p.style == s]) for s in LOFI_STYLES}
     excluded: dict[str, int] = {}
     for p in perfs:
         if p.score is None:
@@ -54,6 +61,15 @@ def corpus_side(root: Path, cache: Path) -> dict:
     cache.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
     return out
+
+
+def played(perf: Performance):
+    """The performance's score with each hit's velocity as the drummer played it (the readers
+    keep only step levels), so velocity statistics compare with a table's."""
+    try:
+        return perf.score.copy(drum_hit_velocity=hit_velocity(perf))
+    except ValueError:
+        return perf.score
 
 
 def format_backbeat(report: dict) -> str:
@@ -80,12 +96,14 @@ def main() -> None:
     ap.add_argument("--bars", type=int, default=32)
     ap.add_argument("--presets", default="all", help="'all' or comma-separated names")
     ap.add_argument("--groove", type=Path, default=GROOVE, help="Groove MIDI folder")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="weights folder to generate with (default: the shipped weights)")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/music-checks"))
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     started = time.monotonic()
     result = check_presets(resolve_presets(args.presets), n=args.n, seed=args.seed,
-                           bars=args.bars)
+                           bars=args.bars, weights_dir=args.weights)
     generated = time.monotonic() - started
     corpus = corpus_side(args.groove, args.cache) if (args.groove / INFO_FILE).is_file() else None
     print(format_presets(result, corpus["drums"] if corpus else None))

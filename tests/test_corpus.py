@@ -344,6 +344,18 @@ def test_second_run_is_served_by_the_cache(tmp_path, monkeypatch):
     assert "kept 2 files" in report2.summary() and "non-4/4 time signature" in report2.summary()
 
 
+def test_a_cached_groove_song_keeps_its_style_and_alignment(tmp_path):
+    from tests.test_groove import write_dataset
+
+    write_dataset(tmp_path / "gmd", [("hiphop", "beat", "4-4", "a.mid")])
+    kwargs = {"workers": 1, "cache_dir": tmp_path / "cache", "progress": False}
+    (read,), _ = load_corpus([tmp_path / "gmd"], **kwargs)
+    (cached,), report = load_corpus([tmp_path / "gmd"], **kwargs)
+    assert report.from_cache == 1 and read.score.style == cached.score.style == "hiphop"
+    assert cached.score.equals(read.score) and cached.score.bars == 8  # in phase, trimmed
+    assert cached.score.drums[4] == read.score.drums[4] != 0  # the backbeat snare on beat 2
+
+
 # --- real corpus files (skipped when ../shared/corpus is absent) -------------------------------
 
 

@@ -15,7 +15,7 @@ from arranger.compose.song_folder import Output
 from arranger.errors import InputError
 from arranger.manifest import Manifest
 from arranger.preset import load_preset
-from arranger.score import LAYERS, STEPS_PER_BAR
+from arranger.score import DRUM_CLASSES, LAYERS, STEPS_PER_BAR
 from tests.helpers import save_models, tiny_models
 
 MIDI_ONLY = Output(render=False, pictures=False, progress=False)
@@ -65,6 +65,52 @@ def test_regenerate_drums_keeps_every_other_layer(song):
     assert Manifest.load(song).history == [{"layer": "drums", "bars": "1-8", "seed": 11}]
     assert (result.layer, result.bars, result.seed) == ("drums", "1-8", 11)
     assert result.score.equals(after)
+
+
+def _table_weights(folder):
+    """Tiny models whose drum card carries a velocity table that varies per class and step."""
+    from tracks.drums import LEVEL_RANGES, LEVELS, VelocityTable
+
+    models = tiny_models()
+    rng = np.random.default_rng(3)
+    cells = np.stack([rng.integers(lo, hi + 1, (len(DRUM_CLASSES), STEPS_PER_BAR))
+                      for lo, hi in LEVEL_RANGES[:LEVELS]], axis=-1)
+    table = VelocityTable({"": cells})
+    models.drums.card.update(table.to_card())
+    return save_models(models, folder), table
+
+
+def test_regenerated_drum_bars_take_the_takes_velocities_and_keep_the_others(tmp_path):
+    weights, table = _table_weights(tmp_path / "w")
+    out = tmp_path / "song"
+    generate(load_preset("rainy-night"), out, seed=5, bars=8, weights=weights, output=MIDI_ONLY)
+    before = _layers(out)
+    regenerate(out, "drums", bars="3-4", seed=11, output=MIDI_ONLY)
+    after = _layers(out)
+    s0, s1 = 2 * STEPS_PER_BAR, 4 * STEPS_PER_BAR
+    assert not np.array_equal(after.drums[s0:s1], before.drums[s0:s1])
+    kept = np.r_[0:s0, s1:after.steps]
+    assert after.hit_velocities()[kept].tobytes() == before.hit_velocities()[kept].tobytes()
+    played = table.hit_velocities(after.drums, after.drum_velocity, after.style)
+    assert np.array_equal(after.hit_velocities()[s0:s1], played[s0:s1])
+    assert len(np.unique(after.hit_velocities()[s0:s1][played[s0:s1] > 0])) > 3  # not by level
+
+
+@pytest.mark.parametrize("old_has,take_has", [(True, False), (False, True), (False, False)])
+def test_splicing_drums_handles_songs_and_takes_without_per_hit_velocities(old_has, take_has):
+    from arranger.compose.regenerate import _splice
+    from tests.test_checks import BOOM_BAP, drums_score
+
+    old, take = drums_score(4, BOOM_BAP), drums_score(4, BOOM_BAP)
+    take.drums[16:32] = take.drums[16:32][::-1]
+    for score, has, vel in ((old, old_has, 50), (take, take_has, 90)):
+        if has:
+            score.drum_hit_velocity = np.where(score.hit_velocities() > 0, vel, 0)
+    spliced = _splice(old, old.copy(), take, "drums", 1, 2, 0, load_preset("rainy-night"))
+    assert spliced.hit_velocities()[16:32].tobytes() == take.hit_velocities()[16:32].tobytes()
+    rest = np.r_[0:16, 32:64]
+    assert spliced.hit_velocities()[rest].tobytes() == old.hit_velocities()[rest].tobytes()
+    assert (spliced.drum_hit_velocity is None) == (not old_has and not take_has)
 
 
 def test_regenerate_without_a_seed_picks_a_new_one_and_says_which(song):

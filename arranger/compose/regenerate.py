@@ -227,6 +227,10 @@ def _splice(old: Score, new: Score, picked: Score, layer: str, first: int, end: 
         new.melody[s0:s1] = picked.melody[s0:s1]
         new = _clean_line_edges(new, "melody", s0, s1)
     else:
+        if new.drum_hit_velocity is not None or picked.drum_hit_velocity is not None:
+            if new.drum_hit_velocity is None:  # the kept bars' velocities as they play now
+                new.drum_hit_velocity = new.hit_velocities()
+            new.drum_hit_velocity[s0:s1] = picked.hit_velocities()[s0:s1]
         new.drums[s0:s1] = picked.drums[s0:s1]
         new.drum_velocity[s0:s1] = picked.drum_velocity[s0:s1]
     return new

@@ -23,7 +23,7 @@ from arranger.corpus.piece import Result, Song
 from arranger.score import Chord, Key, Score
 from tracks.common import QUALITY_NAMES
 
-READER_VERSION = 3  # bump when a reader's output changes: old cache entries are then ignored
+READER_VERSION = 4  # bump when a reader's output changes: old cache entries are then ignored
 _QUALITY_INDEX = {q: i for i, q in enumerate(QUALITY_NAMES)}
 _CHORD_TABLE = [Chord(r, q) for r in range(12) for q in QUALITY_NAMES]
 _ARRAYS = (("melody", np.int16), ("bass", np.int16), ("drums", np.uint16),
@@ -79,7 +79,8 @@ def encode_results(items: Sequence[tuple[str, Result]], **extra) -> bytes:
 def _song_meta(song: Song) -> dict:
     sc = song.score
     return {"bars": sc.bars, "tempo": sc.tempo_bpm, "tonic": sc.key.tonic, "mode": sc.key.mode,
-            "swing": sc.swing, "dataset": song.dataset, "layers": sorted(song.layers)}
+            "swing": sc.swing, "dataset": song.dataset, "layers": sorted(song.layers),
+            "style": sc.style}
 
 
 def _chord_tokens(chords) -> np.ndarray:
@@ -120,6 +121,7 @@ def _decode_entries(entries: list[dict], arrays: dict[str, np.ndarray],
             tokens = arrays["chords"][beat:beat + n_beats].tolist()
             key = Key(info["tonic"], info["mode"])
             score = Score(info["bars"], tempo_bpm=info["tempo"], key=key, swing=info["swing"],
+                          style=info.get("style", ""),
                           chords=tuple(None if t < 0 else _CHORD_TABLE[t] for t in tokens),
                           **{name: arrays[name][step:step + n_steps] for name, _ in _ARRAYS})
             songs.append(Song(sources.get(entry["key"], ""), score, frozenset(info["layers"]),

@@ -18,6 +18,7 @@ from arranger.errors import InputError
 from arranger.training.cards import copy_untrained
 from arranger.training.encoded import Job
 from arranger.training.train import TrainConfig, prepare_layer
+from arranger.training.velocities import table_card
 from tracks.layers import MODEL_LAYERS
 
 SKIP_REPORT = "skipped.tsv"
@@ -112,6 +113,8 @@ def prepare_job(corpus: Sequence[Path], out: Path, *, layers: str | None, cfg: T
     splits = {layer: prepare_layer(songs, layer, cfg, initial(init_from, layer))
               for layer in trained}
     extras = {layer: {"include": list(include)} if include else {} for layer in trained}
+    if "drums" in extras:
+        extras["drums"] |= table_card(songs, cfg.val_fraction)
     return Job(splits, cfg, out, device, resume, str(init_from or ""), extras)
 
 
