@@ -29,6 +29,7 @@ from arranger.training.layer_data import (
     song_sequence,
     unigram_bits,
 )
+from arranger.training.unseen import fill_unseen_conditions
 from tracks.layers import layer_spec
 from tracks.model import ConditionedLSTM, LayerWeights, ModelConfig, save_weights
 
@@ -338,6 +339,7 @@ def _export(model: ConditionedLSTM, split: LayerSplit, card: dict) -> LayerWeigh
     with torch.random.fork_rng(devices=[]):
         cpu = ConditionedLSTM(split.config)
     cpu.load_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()})
+    fill_unseen_conditions(cpu.cond_embeds, split.train.cond, split.train.target != IGNORE)
     return LayerWeights(cpu, split.vocab, dict(card))
 
 
