@@ -42,6 +42,8 @@ def train(
         help="Most epochs per layer (early stopping usually ends sooner).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Windows per optimiser step.")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    lr_schedule: Annotated[str | None, typer.Option(
+        help="constant, or cosine (from --lr down to 0 over --epochs).")] = None,
     optimizer: Annotated[str | None, typer.Option(help="adamw, adam, rmsprop or adamax.")] = None,
     hidden: Annotated[int | None, typer.Option(help="LSTM units.")] = None,
     min_count: Annotated[int | None, typer.Option(
@@ -80,7 +82,8 @@ def train(
         run(ctx, run_training, corpus, out, layers=layers, device=device, resume=resume,
             workers=workers, include=include or (), init_from=init_from, nproc=nproc,
             interrupted="checkpoint saved; continue with the same command and --resume",
-            overrides=dict(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+            overrides=dict(epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
+                           optimizer=optimizer,
                            hidden=hidden, min_count=min_count, max_minutes=max_minutes,
                            threads=threads, seed=seed))
     except WorkersFailed as e:
