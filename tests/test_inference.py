@@ -146,7 +146,7 @@ def test_steppers_of_one_weights_share_tables_and_follow_a_models_changes():
     shipped = read_weights(SHIPPED / "drums.safetensors", "drums")
     a, b = fast_step(shipped), fast_step(shipped)
     assert a.inputs is b.inputs and a._rows is None
-    cond = np.zeros((2, 4), np.int64)
+    cond = np.zeros((2, len(shipped.config.cond_sizes)), np.int64)
     alone, _ = fast_step(shipped).step(np.array([1, 5]), cond)
     a.step(np.array([3]), cond[:1])  # another batch size in between: work arrays apart
     np.testing.assert_array_equal(b.step(np.array([1, 5]), cond)[0], alone)

@@ -95,17 +95,22 @@ def test_the_drums_sound_at_the_preset_tempo_on_the_swung_grid(rendered):
     song = load_preset(AUDIO_PRESET).song
     audio, sr = soundfile.read(rendered / "stems" / "drums.wav", always_2d=True)
     mono = audio.mean(axis=1).astype(np.float32)
-    tempo, _ = librosa.beat.beat_track(y=mono, sr=sr)
+    # A lo-fi prior (lo-fi sits at 60-95 bpm, librosa's default centres on 120): it settles
+    # the octave a funk feel's ghost-note 8ths leave open (90 bpm otherwise read as 180).
+    tempo, _ = librosa.beat.beat_track(y=mono, sr=sr, start_bpm=80.0)
     assert abs(float(np.atleast_1d(tempo)[0]) / song.tempo_bpm - 1) < 0.03
     onsets = librosa.onset.onset_detect(y=mono, sr=sr, hop_length=128, units="time")
     step_s = 60.0 / song.tempo_bpm / STEPS_PER_BEAT
     drums = next(i for i in pretty_midi.PrettyMIDI(str(rendered / "score.mid")).instruments
                  if i.is_drum)
-    steps = np.unique(np.round([n.start / step_s for n in drums.notes]).astype(int))
+    # Hits loud enough to stand out as onsets: ghost notes (per-drum velocities from ~30) sit
+    # under the hats and the room and are not detected one by one.
+    steps = np.unique(np.round([n.start / step_s for n in drums.notes
+                                if n.velocity >= 64]).astype(int))
     straight = steps * step_s
     swung = straight + np.where(steps % 2 == 1, song.swing * step_s, 0.0)
     odd = steps % 2 == 1
-    assert odd.sum() >= 8  # enough off-beat 16ths to tell the grids apart
+    assert odd.sum() >= 6  # enough loud off-beat 16ths to tell the grids apart
 
     def miss_ms(times: np.ndarray) -> np.ndarray:  # each time to its nearest onset
         return np.min(np.abs(times[:, None] - onsets[None, :]), axis=1) * 1000
