@@ -17,6 +17,7 @@ from arranger.score import (
     STEPS_PER_BAR,
     STEPS_PER_BEAT,
     Score,
+    hit_matrix,
     note_spans,
 )
 from tracks import chords as chord_track
@@ -126,8 +127,7 @@ def _line_lane(ax, score: Score, layer: str) -> None:
 
 def _drum_lane(ax, score: Score) -> None:
     ax.set_ylabel("drums", rotation=0, ha="right")
-    hits = (score.drums[:, None].astype(np.int64) >> np.arange(len(DRUM_CLASSES))) & 1
-    steps, classes = np.nonzero(hits)
+    steps, classes = np.nonzero(hit_matrix(score.drums))
     ax.scatter(steps + 0.5, classes, s=6, marker="s", color=_COLORS["drums"])
     ax.set_ylim(-0.5, len(DRUM_CLASSES) - 0.5)
     ax.set_yticks(range(len(DRUM_CLASSES)))

@@ -80,6 +80,11 @@ DRUM_VELOCITIES = (45, 85, 112)  # MIDI velocity written for level 0 (ghost), 1,
 _PITCH_TO_DRUM_CLASS = {note: cls for cls, notes in enumerate(DRUM_CLASS_NOTES) for note in notes}
 
 
+def hit_matrix(masks: np.ndarray) -> np.ndarray:
+    """Bool [..., classes]: which of ``DRUM_CLASSES`` each drum hit mask [...] holds."""
+    return (np.asarray(masks, np.int64)[..., None] >> np.arange(len(DRUM_CLASSES))) & 1 == 1
+
+
 def velocity_level(velocity: np.ndarray) -> np.ndarray:
     """Drum level per MIDI velocity: 0 (ghost, < 64), 1 (< 100) or 2 (accent); uint8."""
     velocity = np.asarray(velocity)
@@ -256,7 +261,7 @@ class Score:
     def hit_velocities(self) -> np.ndarray:
         """uint8 [steps, classes]: the MIDI velocity each drum hit is written with (0: no hit),
         from ``drum_hit_velocity`` where it has one, else the step level's ``DRUM_VELOCITIES``."""
-        hit = (self.drums[:, None].astype(np.int64) >> np.arange(len(DRUM_CLASSES))) & 1 == 1
+        hit = hit_matrix(self.drums)
         by_level = np.asarray(DRUM_VELOCITIES, np.uint8)[np.minimum(self.drum_velocity, 2)]
         own = self.drum_hit_velocity
         velocity = by_level[:, None] if own is None else np.where(own > 0, own, by_level[:, None])

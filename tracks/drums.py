@@ -27,6 +27,7 @@ from arranger.score import (
     STEPS_PER_BAR,
     STEPS_PER_BEAT,
     Score,
+    hit_matrix,
     velocity_level,
 )
 from tracks.common import UNKNOWN, Context
@@ -246,7 +247,7 @@ class VelocityTable:
         table = self.styles.get(style, self.styles[""]).astype(np.int64)
         masks, levels = np.asarray(masks, np.int64), np.minimum(np.asarray(levels), LEVELS - 1)
         steps = np.arange(len(masks)) % STEPS_PER_BAR
-        hit = (masks[:, None] >> np.arange(len(DRUM_CLASSES))) & 1 == 1
+        hit = hit_matrix(masks)
         vel = np.where(hit, table[:, steps, levels].T, 0)
         peak = vel.max(axis=1)
         low, high = (np.array(r)[levels] for r in zip(*LEVEL_RANGES, strict=True))

@@ -21,14 +21,13 @@ from arranger.compose import density, sections
 from arranger.compose.candidates import choose_rows, style_distance
 from arranger.compose.plan import FREE, Forced, Plan
 from arranger.compose.sampling import RowStreams, no_grad
-from arranger.compose.voices import VOICES
+from arranger.compose.voices import VOICES, song_context
 from arranger.evaluation.checks import expect_of
 from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, Score
 from tracks import bass as bass_track
 from tracks import chords as chord_track
 from tracks import drums as drum_track
 from tracks import melody as melody_track
-from tracks.common import Context
 from tracks.layers import LAYER_SPECS, MODEL_LAYERS
 from tracks.weights_file import LayerWeights
 
@@ -79,8 +78,7 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
     otherwise PyTorch runs them on that device ("cpu" or "cuda").
     """
     batch, steps = forced.melody.shape
-    ctx = Context.empty(batch, plan.song.bars, plan.key.mode, plan.song.drum_style,
-                        plan.song.tempo_bpm)
+    ctx = song_context(plan, batch, plan.song.bars)
     # Row r samples as a song of seed + r alone (with candidates: see RowStreams).
     streams = RowStreams(seed, batch, candidates)
     voices = [VOICES[layer](getattr(models, layer), plan, forced, device, candidates > 1)

@@ -212,6 +212,13 @@ class MelodyVoice(Voice):
 DRUM_PREROLL_BARS = 2
 
 
+def song_context(plan: Plan, batch: int, bars: int) -> Context:
+    """An empty context of ``bars`` for ``batch`` songs of ``plan``: its mode, drum style and
+    tempo known, every layer still unknown."""
+    song = plan.song
+    return Context.empty(batch, bars, plan.key.mode, song.drum_style, song.tempo_bpm)
+
+
 def kit_map(vocab: drum_track.DrumVocab, keep: int) -> np.ndarray:
     """Token -> the token a kit playing only the drums of mask ``keep`` plays instead: the
     same hits without the missing drums.
@@ -255,9 +262,7 @@ class DrumVoice(Voice):
         fills go), so the song starts as a groove does after a fill.
         """
         # No chords or melody heard (the drums are blind to them); the song's style and tempo.
-        song = self.plan.song
-        ctx = Context.empty(len(self.forced), PHRASE_BARS, self.plan.key.mode, song.drum_style,
-                            song.tempo_bpm)
+        ctx = song_context(self.plan, len(self.forced), PHRASE_BARS)
         start = (PHRASE_BARS - DRUM_PREROLL_BARS) * STEPS_PER_BAR
         cond, _ = drum_track.conditions(ctx, start, PHRASE_BARS * STEPS_PER_BAR)  # all known
         for i in range(cond.shape[1]):

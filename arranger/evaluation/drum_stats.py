@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from arranger.score import BEATS_PER_BAR, DRUM_CLASSES, STEPS_PER_BAR, Score
+from arranger.score import BEATS_PER_BAR, DRUM_CLASSES, STEPS_PER_BAR, Score, hit_matrix
 
 KICK, SNARE = DRUM_CLASSES.index("kick"), DRUM_CLASSES.index("snare")
 TIME_KEEPERS = tuple(DRUM_CLASSES.index(c) for c in ("closed_hat", "open_hat", "ride"))
@@ -34,8 +34,7 @@ MIN_TIME_HITS = 4  # cymbal hits a bar needs to keep time (quarter notes at leas
 
 def bar_hits(drums: np.ndarray) -> np.ndarray:
     """Hits as a bool array [bars, 16, classes] from drum masks [steps] (steps = bars * 16)."""
-    masks = np.asarray(drums, dtype=np.int64).reshape(-1, STEPS_PER_BAR)
-    return (masks[..., None] >> np.arange(len(DRUM_CLASSES))) & 1 == 1
+    return hit_matrix(np.asarray(drums).reshape(-1, STEPS_PER_BAR))
 
 
 def backbeat_bars(hits: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from arranger.atomic import write_bytes, write_text
+from tracks.drums import VELOCITY_CARD
 from tracks.layers import MODEL_LAYERS
 
 MODEL_CARD = "model_card.json"
@@ -77,7 +78,7 @@ def _condition_lines(cards: dict) -> list[str]:
         blind = c.get("blind_conditions") or []
         lines.append(f"- {layer}: {len(sizes)} ({', '.join(map(str, sizes))})"
                      + (f"; blind: {', '.join(map(str, blind))}" if blind else "")
-                     + ("; per-class velocity table" if c.get("drum_velocity") else ""))
+                     + ("; per-class velocity table" if c.get(VELOCITY_CARD) else ""))
     return lines if len(lines) > 3 else []
 
 
@@ -145,7 +146,15 @@ def write_model_cards(out: Path) -> dict:
 
 
 def _public(cards: dict) -> dict:
-    return {k: {kk: vv for kk, vv in v.items() if kk != "allowed_tokens"} for k, v in cards.items()}
+    """The cards as model_card.json shows them: bulky tables that live in the weights files
+    (allowed tokens, the drums' velocity table) are named, not copied."""
+    def shown(key: str, value):
+        if key == VELOCITY_CARD:
+            return {"styles": sorted(value.get("styles", {})), "in": "drums.safetensors"}
+        return value
+
+    return {k: {kk: shown(kk, vv) for kk, vv in v.items() if kk != "allowed_tokens"}
+            for k, v in cards.items()}
 
 
 def assemble_weights(out: Path, sources: Mapping[str, Path]) -> dict:
