@@ -5,16 +5,10 @@ import json
 import pytest
 
 from arranger.corpus.piece import Song
-from arranger.evaluation.evaluate import (
-    conditioning_check,
-    crop,
-    derangement,
-    evaluate,
-    evaluate_songs,
-    format_table,
-    with_chords,
-)
+from arranger.evaluation.evaluate import crop, evaluate, evaluate_songs
 from arranger.evaluation.metrics import METRICS
+from arranger.evaluation.report import format_table
+from arranger.evaluation.sets import conditioning_check, derangement, with_chords
 from arranger.midi_io import write_midi
 from arranger.score import Chord
 from tests.helpers import make_score, save_models, tiny_models

@@ -403,7 +403,8 @@ def test_train_refuses_a_layer_the_corpus_lacks_at_once(tmp_path, monkeypatch):
 
 def test_eval_of_a_corpus_without_drums_scores_the_other_layers():
     from arranger.corpus.piece import Song
-    from arranger.evaluation.evaluate import evaluate_songs, format_table
+    from arranger.evaluation.evaluate import evaluate_songs
+    from arranger.evaluation.report import format_table
 
     songs = [Song(f"s{i}.mid", make_score(bars=8, seed=i), frozenset({"chords", "melody"}))
              for i in range(12)]

@@ -122,9 +122,9 @@ def eval_cmd(
     import json
 
     from arranger.atomic import write_text
-    from arranger.evaluation.evaluate import evaluate, format_table
+    from arranger.evaluation.evaluate import evaluate
     from arranger.evaluation.preset_checks import check_presets, resolve_presets
-    from arranger.evaluation.report import format_presets
+    from arranger.evaluation.report import format_presets, format_table
 
     if json_out is not None and json_out.is_dir():
         fail(f"--json {json_out}: is a folder; give a file name")

@@ -55,8 +55,8 @@ from arranger.compose.coordinator import Models, compose
 from arranger.compose.plan import Plan
 from arranger.evaluation.metrics import all_metrics
 from arranger.evaluation.present import absent_bits, baseline_models, present_splits
-from arranger.evaluation.report import fmt, format_table  # noqa: F401  (part of the eval API)
-from arranger.evaluation.sets import (  # noqa: F401  (derangement, with_chords: part of the API)
+from arranger.evaluation.report import fmt
+from arranger.evaluation.sets import (
     conditioning_check,
     derangement,
     summarise_metrics,
