@@ -8,6 +8,7 @@ its own tokens there for the voices after it.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -219,9 +220,10 @@ def song_context(plan: Plan, batch: int, bars: int) -> Context:
     return Context.empty(batch, bars, plan.key.mode, song.drum_style, song.tempo_bpm)
 
 
+@functools.lru_cache(maxsize=16)
 def kit_map(vocab: drum_track.DrumVocab, keep: int) -> np.ndarray:
     """Token -> the token a kit playing only the drums of mask ``keep`` plays instead: the
-    same hits without the missing drums.
+    same hits without the missing drums (read-only; built once per vocabulary and kit).
 
     The model samples its groove as it learnt it and the kit drops what it lacks (hat + kick
     becomes kick, a lone hat becomes silence), so a smaller kit really plays less.
@@ -229,7 +231,9 @@ def kit_map(vocab: drum_track.DrumVocab, keep: int) -> np.ndarray:
     masks, levels = vocab.mask_of(np.arange(vocab.size)), vocab.level_of(np.arange(vocab.size))
     mapped = [vocab.token(int(m) & keep, int(lv)) for m, lv in zip(masks, levels, strict=True)]
     mapped[BOS] = BOS
-    return np.array(mapped, dtype=np.int64)
+    table = np.array(mapped, dtype=np.int64)
+    table.flags.writeable = False
+    return table
 
 
 class DrumVoice(Voice):
