@@ -194,3 +194,22 @@ def test_an_mp3_master_stays_under_the_ceiling_once_decoded(tmp_path):
     # Turned down by about the overshoot and margin, not more (music loses < 0.1 LU).
     lost = integrated_loudness(audio, 44100) - integrated_loudness(decoded, 44100)
     assert 0.0 < lost < overshoot + MP3_MARGIN_DB + 0.3
+
+
+def test_the_mp3_source_is_the_masters_limiter_input_limited_lower(tmp_path):
+    """normalise keeps what its limiter started from: the MP3's source limited from it equals
+    a limiter on a freshly measured envelope, bit for bit, and stays under its ceiling."""
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((2, 4 * 44100)) * 0.05).astype(np.float32)
+    x[:, ::7001] = 0.8  # peaks the limiter has to catch
+    result = normalise(x, 44100, -14.0, -1.0)
+    source = result.source
+    ceiling = -1.0 - MP3_MARGIN_DB
+    fresh = true_peak_limit(source.audio, 44100, ceiling, gain=source.gain)
+    lowered = source.limited(ceiling)
+    assert np.array_equal(lowered, fresh)
+    assert true_peak_db(lowered, 44100) <= ceiling + 0.01
+    # The master is the same input at the same gain, limited at the WAV's ceiling.
+    assert np.allclose(source.limited(-1.05), result.audio, atol=1e-6)
+    peak = write_mp3_master(tmp_path / "mix.mp3", result.audio, 44100, -1.0, source)
+    assert peak <= -1.0

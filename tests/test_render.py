@@ -260,3 +260,23 @@ def test_fluidsynth_warnings_are_shown_once_each_and_few(capsys):
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == len(set(lines)) <= render.LOG_LINES
     assert render._LogFilter.dropped - dropped > 100  # it did overflow: the filter kept it quiet
+
+
+def test_a_soundfont_loaded_ahead_is_the_one_opened_and_closed_if_never_opened(tmp_path):
+    from arranger.audio import render as render_module
+    from arranger.audio.render import drop_ahead, load_ahead, open_soundfont
+
+    font = bundled_soundfont()
+    load_ahead(font, 22050)
+    load_ahead(font, 22050)  # asked twice: loaded once
+    assert len(render_module._AHEAD) == 1
+    with open_soundfont(font, 22050) as loaded:  # taken from the side thread
+        assert loaded.sample_rate == 22050 and not render_module._AHEAD
+    load_ahead(font, 22050)
+    drop_ahead()  # nobody rendered: closed, not kept
+    assert not render_module._AHEAD
+    broken = tmp_path / "broken.sf2"
+    broken.write_bytes(b"not a soundfont")
+    load_ahead(broken, 22050)
+    with pytest.raises(ValueError, match="could not load the SoundFont"):
+        open_soundfont(broken, 22050)  # the side thread's error, where the font is wanted

@@ -52,6 +52,7 @@ from arranger.audio.render import (
     check_swing,
     layer_instruments,
     layer_names,
+    open_soundfont,
     render_layer,
     song_length_samples,
 )
@@ -237,7 +238,7 @@ def _finish(jobs: list[Future]) -> None:
             job.result()
 
 
-def _export(paths: list[Path], audio: np.ndarray, rate: int, ceiling_dbtp: float,
+def _export(paths: list[Path], master: Normalised, rate: int, ceiling_dbtp: float,
             clock: _Clock, pool: ThreadPoolExecutor, tags: SongTags) -> float | None:
     """Write the master files in parallel (the MP3 encoder is by far the slowest, so it starts
     first); returns the decoded MP3's true peak in dBTP (None without an MP3)."""
@@ -245,13 +246,14 @@ def _export(paths: list[Path], audio: np.ndarray, rate: int, ceiling_dbtp: float
         with clock.stage("export mix", path.name):
             if path.suffix == ".mp3":
                 with atomic_path(path) as temporary:  # tagged before anyone sees it
-                    peak = write_mp3_master(temporary, audio, rate, ceiling_dbtp)
+                    peak = write_mp3_master(temporary, master.audio, rate, ceiling_dbtp,
+                                            master.source)
                     tag_mp3(temporary, tags)
                 return peak
             if path.suffix == ".wav":
-                write_tagged_wav(path, audio, rate, tags)
+                write_tagged_wav(path, master.audio, rate, tags)
             else:
-                write_flac(path, audio, rate)
+                write_flac(path, master.audio, rate)
             return None
 
     peaks = list(pool.map(export, sorted(paths, key=lambda path: path.suffix != ".mp3")))
@@ -299,7 +301,7 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
     with _Clock(progress, 3 * len(todo) + 1 + len(mixes)) as clock, \
             ThreadPoolExecutor(WORKERS) as pool:
         summed = _StemSum(enabled, rate, n_samples)
-        with LoadedSoundfont(soundfont, rate) as loaded:  # closed before the master: memory
+        with open_soundfont(soundfont, rate) as loaded:  # closed before the master: memory
             jobs = _start_stems(midi, todo, sounds, render, loaded, stem_dir, clock, pool, summed,
                                 swing=swing, seed=seed, n_samples=n_samples, tags=tags,
                                 section_effects=section_effects)
@@ -314,7 +316,7 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
             stems_done()
         with clock.stage("master"):
             result = _master(summed, master, rate, seed, chains, pool, noise.result())
-        mp3_peak = _export(mixes, result.audio, rate, master.true_peak_dbtp, clock, pool, tags)
+        mp3_peak = _export(mixes, result, rate, master.true_peak_dbtp, clock, pool, tags)
     files = [stem_dir / f"{n}.{kind}" for n in todo for kind in ("wav", "mid")]
     files += [noise_path] * noise_path.exists() + mixes
     return _report(soundfont, rate, n_samples, enabled, todo, result, mp3_peak, clock, files)

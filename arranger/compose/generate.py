@@ -10,6 +10,9 @@ its render and its manifest use that seed, so ``lofi generate --seed s+i`` write
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from arranger.atomic import check_output, interrupt_on_sigterm, song_lock, staged_dir
@@ -54,7 +57,7 @@ def generate(preset: Preset, out: Path, *, seed: int, bars: int | None = None,
         from arranger.audio.loop import check_loop
 
         check_loop(preset.song.loop_bars, bars or preset.song.bars)
-    with interrupt_on_sigterm():
+    with interrupt_on_sigterm(), soundfont_dropped():
         scores = compose_songs(preset, seed=seed,
                                bars=preset.song.bars if bars is None else bars,
                                weights=weights, variations=variations, primer=primer,
@@ -137,9 +140,22 @@ def generation_device(name: str):
 
 
 def _check_soundfont(preset: Preset) -> None:
-    from arranger.audio.render import fluid
+    """Fail now on a missing SoundFont or libfluidsynth; else load the SoundFont while the
+    models compose (see :func:`soundfont_dropped`)."""
+    from arranger.audio.render import fluid, load_ahead
     from arranger.audio.soundfont import find_soundfont
 
-    find_soundfont(preset.render.soundfont or None)
+    path = find_soundfont(preset.render.soundfont or None)
     fluid()  # a missing libfluidsynth: one line naming the package, before any composing
+    load_ahead(path, preset.render.sample_rate)
+
+
+@contextmanager
+def soundfont_dropped() -> Iterator[None]:
+    """Close a SoundFont loaded ahead that no render took (the run failed before its audio)."""
+    try:
+        yield
+    finally:
+        if "arranger.audio.render" in sys.modules:
+            sys.modules["arranger.audio.render"].drop_ahead()
 
