@@ -127,3 +127,25 @@ def test_peak_envelope_matches_the_slow_way_around_sparse_peaks_and_at_the_ends(
 def test_silence_has_no_peak():
     assert true_peak_db(np.zeros((2, 100), np.float32)) == -math.inf
     assert sample_peak_db(np.zeros(0)) == -math.inf
+
+
+def test_loudness_in_blocks_with_a_guard_tone_equals_one_filter_pass():
+    """Bursts between long silences (a drum stem's intro and rests): the K-weighting runs in
+    blocks on a -400 dBFS guard tone (no subnormal state), and reads what one plain pass does."""
+    from scipy.signal import sosfilt
+
+    rate = 44100
+    rng = np.random.default_rng(3)
+    x = np.zeros((2, 30 * rate), np.float32)
+    for start in (0, 11 * rate, 24 * rate):  # 1 s bursts, seconds of exact silence between
+        x[:, start : start + rate] = rng.standard_normal((2, rate)) * 0.2
+    hop, block = rate // 10, 4 * rate // 10
+    weighted = sosfilt(k_weighting_sos(rate), x.astype(np.float64), axis=-1)
+    n_hops = x.shape[-1] // hop
+    per_hop = (weighted[:, : n_hops * hop] ** 2).reshape(2, n_hops, hop).sum(axis=(0, 2))
+    blocks = np.convolve(per_hop, np.ones(block // hop), mode="valid") / block
+    lufs = -0.691 + 10 * np.log10(blocks[blocks > 10 ** ((-70 + 0.691) / 10)])
+    loud = blocks[blocks > 10 ** ((-70 + 0.691) / 10)]
+    gate = -0.691 + 10 * np.log10(loud.mean()) - 10
+    expected = -0.691 + 10 * np.log10(loud[lufs > gate].mean())
+    assert integrated_loudness(x, rate) == pytest.approx(expected, abs=1e-9)
