@@ -117,7 +117,10 @@ def report(models: Models, bars: int) -> None:
     win1 = time_compose(windowed(models), bars, repeat=1, device=cpu)
     win16 = time_compose(windowed(models), bars, 16, repeat=1, device=cpu)
     model = model_seconds(models, bars)
-    print(f"{bars} bars, 3 layer models, CPU (generation_mode: 1 torch thread, 2 BLAS threads)")
+    from arranger.compose.coordinator import default_blas_threads
+
+    print(f"{bars} bars, 3 layer models, CPU (generation_mode: 1 torch thread, "
+          f"{default_blas_threads()} BLAS threads at the machine's load now)")
     print(f"  numpy stateful    b1 {one.seconds:6.3f} s   b16 {sixteen.seconds:6.3f} s "
           f"({sixteen.seconds / one.seconds:.2f}x one; targets <= {TARGET_B1_SECONDS} s and "
           f"<= {TARGET_B16_RATIO:g}x)")
