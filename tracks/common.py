@@ -7,7 +7,8 @@ conditions for a slice of steps from it, so both paths use the very same code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -78,6 +79,13 @@ class Context:
         if "melody" in has:
             ctx.melody[0] = score.melody
         return ctx
+
+    def take(self, rows: Sequence[int]) -> None:
+        """Keep only these songs (rows, in this order), in place: a batch narrowed part-way
+        (to the candidates chosen) goes on with each kept song's context as it was."""
+        rows = list(rows)
+        for f in fields(self):  # every field is per song, batch first
+            setattr(self, f.name, getattr(self, f.name)[rows])
 
     def set_chord(self, beat: int, chord, row: int = 0) -> None:
         if chord is None:

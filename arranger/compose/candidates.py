@@ -18,6 +18,9 @@ When the drum model is blind to the chords and the melody (the shipped one: its 
 neither), a song's drums do not depend on its other layers, so :func:`choose_rows` picks the
 drums separately, among the same K candidates, by groove, style and drum likelihood: a song
 then needs one good chord/melody draw and one good groove, not both in the same candidate.
+
+With a form, the coordinator ranks the K candidates on the bars before its stage bar first and
+finishes only the best few (``keep`` of :func:`choose_rows`; :mod:`arranger.compose.staging`).
 """
 
 from __future__ import annotations
@@ -104,22 +107,39 @@ def _without_groove(score: Score, loglik: float, expect: Expect) -> tuple[int, f
 
 
 def choose_rows(scores: Sequence[Score], loglik: Mapping[str, np.ndarray], k: int,
-                expect: Expect, style: StyleDistance | None, drums_apart: bool
+                expect: Expect, style: StyleDistance | None, drums_apart: bool, keep: int = 1
                 ) -> tuple[list[int], list[int]]:
     """Rows to keep per song: (rows for chords and melody, rows for the drums).
 
     ``loglik`` : per layer, each candidate's log-likelihood per token (nats, float [N * k]).
     With ``drums_apart`` the drums are ranked on their own (groove, style, drum likelihood) and
     the rest on the other checks and likelihoods; otherwise both come from :func:`best_of`.
+    ``keep`` > 1 keeps that many per song, best first (song ``i``'s at ``i * keep ..``): the
+    survivors a staged search finishes and ranks again on the whole song.
     """
     total = np.sum([loglik[layer] for layer in loglik], axis=0)
     if not drums_apart or k == 1:
-        rows = best_of(scores, total, k, expect, style)
+        if keep == 1:
+            rows = best_of(scores, total, k, expect, style)
+        else:
+            rows = top_rows([rank_key(s, float(ll), expect, style)
+                             for s, ll in zip(scores, total, strict=True)], k, keep)
         return rows, rows
     rest = total - loglik["drums"]
     song_keys = [_without_groove(s, ll, expect) for s, ll in zip(scores, rest, strict=True)]
     drum_keys = [_drum_key(s, ll, expect, style)
                  for s, ll in zip(scores, loglik["drums"], strict=True)]
-    groups = [range(start, start + k) for start in range(0, len(scores), k)]
-    return ([max(g, key=lambda i: song_keys[i]) for g in groups],
-            [max(g, key=lambda i: drum_keys[i]) for g in groups])
+    return top_rows(song_keys, k, keep), top_rows(drum_keys, k, keep)
+
+
+def top_rows(keys: Sequence[tuple], k: int, keep: int = 1) -> list[int]:
+    """The ``keep`` best (largest key) of every group of ``k`` consecutive candidates, best
+    first; of equal keys the earliest first (``max`` picks it, and a stable sort keeps it)."""
+    chosen = []
+    for start in range(0, len(keys), k):
+        group = range(start, start + k)
+        if keep == 1:
+            chosen.append(max(group, key=lambda i: keys[i]))
+        else:
+            chosen += sorted(group, key=lambda i: keys[i], reverse=True)[:keep]
+    return chosen

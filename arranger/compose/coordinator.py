@@ -20,15 +20,16 @@ import numpy as np
 from arranger.compose import density, sections
 from arranger.compose.candidates import choose_rows, style_distance
 from arranger.compose.plan import FREE, Forced, Plan
-from arranger.compose.sampling import RowStreams, no_grad
-from arranger.compose.voices import VOICES, song_context
+from arranger.compose.sampling import no_grad
+from arranger.compose.staging import SURVIVORS, Walk, kept_rows, stage_bar
+from arranger.compose.voices import Voice
 from arranger.evaluation.checks import expect_of
 from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, Score
 from tracks import bass as bass_track
 from tracks import chords as chord_track
 from tracks import drums as drum_track
 from tracks import melody as melody_track
-from tracks.layers import LAYER_SPECS, MODEL_LAYERS
+from tracks.layers import LAYER_SPECS
 from tracks.weights_file import LayerWeights
 
 if TYPE_CHECKING:
@@ -69,6 +70,20 @@ class Generated:
                          {k: pick(k, v) for k, v in self.forced_logp.items()},
                          self.melody_shift, {k: pick(k, v) for k, v in self.loglik.items()})
 
+    def until(self, bars: int) -> Generated:
+        """The first ``bars`` bars of every row (log-probabilities as they are: a generation
+        stopped there holds just those bars' nats)."""
+        beats, steps = bars * BEATS_PER_BAR, bars * STEPS_PER_BAR
+        return Generated(self.chords[:, :beats], self.melody[:, :steps], self.drums[:, :steps],
+                         self.forced_logp, self.melody_shift, self.loglik)
+
+    @classmethod
+    def of(cls, voices: list[Voice]) -> Generated:
+        """What the voices (chords, melody, drums) have written so far."""
+        chords, melody, drums = voices
+        return cls(chords.out, melody.out, drums.out, {v.layer: v.logp for v in voices},
+                   melody.shift, {v.layer: v.loglik for v in voices if v.loglik is not None})
+
 
 def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
                     device: torch.device | None = None, candidates: int = 1) -> Generated:
@@ -77,20 +92,10 @@ def generate_tokens(models: Models, plan: Plan, forced: Forced, seed: int,
     With ``device`` None the LSTMs step in numpy (:mod:`tracks.inference`, fastest on a CPU);
     otherwise PyTorch runs them on that device ("cpu" or "cuda").
     """
-    batch, steps = forced.melody.shape
-    ctx = song_context(plan, batch, plan.song.bars)
-    # Row r samples as a song of seed + r alone (with candidates: see RowStreams).
-    streams = RowStreams(seed, batch, candidates)
-    voices = [VOICES[layer](getattr(models, layer), plan, forced, device, candidates > 1)
-              for layer in MODEL_LAYERS]
-    chords, melody, drums = voices
     with no_grad(device):
-        drums.preroll(streams)
-        for t in range(steps):
-            for voice in voices:  # chords (on beats), then the melody, then the drums
-                voice.step(t, ctx, streams)
-    return Generated(chords.out, melody.out, drums.out, {v.layer: v.logp for v in voices},
-                     melody.shift, {v.layer: v.loglik for v in voices if v.loglik is not None})
+        walk = Walk.start(models, plan, forced, seed, device, candidates)
+        walk.run(0, forced.melody.shape[1])
+    return Generated.of(walk.voices)
 
 
 # The token of each model layer that plays nothing: where a section leaves a layer out.
@@ -154,7 +159,8 @@ def _unshift(line: np.ndarray, shift: int) -> np.ndarray:
 
 def compose(models: Models, plan: Plan, *, seed: int, variations: int = 1,
             forced: Forced | None = None, device: torch.device | None = None) -> list[Score]:
-    """Write ``variations`` songs following ``plan``, generated as one batch.
+    """Write ``variations`` songs following ``plan``, generated as one batch (with
+    ``plan.song.candidates`` per song, the best kept: :func:`best_candidates`).
 
     ``device`` None (the default) is the fast CPU path; see :func:`generate_tokens`.
     """
@@ -164,28 +170,86 @@ def compose(models: Models, plan: Plan, *, seed: int, variations: int = 1,
     many = Forced(*(np.repeat(a, k, axis=0) for a in (forced.chords, forced.melody,
                                                        forced.drums)))
     with generation_mode():
-        gen = generate_tokens(models, plan, many, seed, device, candidates=k)
-    if k > 1:
-        gen = keep_best(gen, plan, models, k)
+        gen = best_candidates(models, plan, many, seed, device, k)
     return to_scores(gen, plan, models)
+
+
+def best_candidates(models: Models, plan: Plan, forced: Forced, seed: int,
+                    device: torch.device | None, k: int) -> Generated:
+    """Every song's best of ``k`` candidates (rows ``i * k .. i * k + k - 1`` of ``forced``).
+
+    All ``k`` rows are written up to the stage bar (:func:`arranger.compose.staging.stage_bar`:
+    beyond it the form only replays or is not judged), the best few on those bars
+    (:func:`survivor_rows`) write on to the end, each exactly as it would have in the whole
+    batch, and their whole songs are ranked as all ``k`` would have been.
+    """
+    stage = stage_bar(plan, k)
+    if stage >= plan.song.bars or k <= SURVIVORS:  # nothing to save: the whole song ranks
+        gen = generate_tokens(models, plan, forced, seed, device, candidates=k)
+        return gen if k == 1 else keep_best(gen, plan, models, k)
+    with no_grad(device):
+        walk = Walk.start(models, plan, forced, seed, device, k)
+        walk.run(0, stage * STEPS_PER_BAR)
+        prefix = Generated.of(walk.voices).until(stage)
+        keep, rows, drum_rows = survivor_rows(prefix, plan, models, k, stage, SURVIVORS)
+        walk.take(keep)
+        walk.run(stage * STEPS_PER_BAR, forced.melody.shape[1])
+    return keep_best(Generated.of(walk.voices).take(rows, drum_rows), plan, models, SURVIVORS)
+
+
+def survivor_rows(prefix: Generated, plan: Plan, models: Models, k: int, stage: int,
+                  survivors: int) -> tuple[list[int], list[int], list[int]]:
+    """The rows to write on from bar ``stage`` (``prefix`` holds the bars before), and where
+    the survivors' chords + melody and drums sit among them: ``survivors`` per song, best
+    first on the prefix (see :func:`arranger.compose.staging.kept_rows`).
+
+    With the drums ranked apart only they get a second look: after the stage the chords and
+    melody replay exactly, so the prefix judges them as the song does, but the drums' fills
+    there are new (a groove of exactly 3 bars in 4 on the prefix can fall below on the song).
+    """
+    rows, drum_rows = best_rows(prefix, plan, models, k, stage, survivors)
+    if drums_apart(models):  # every survivor's chords and melody: the song's best
+        rows = [rows[i - i % survivors] for i in range(len(rows))]
+    return kept_rows(rows, drum_rows)
 
 
 def keep_best(gen: Generated, plan: Plan, models: Models, k: int) -> Generated:
     """Of every song's ``k`` candidate rows, the one :mod:`arranger.compose.candidates` ranks
     first (the drums chosen apart when the drum model is blind to chords and melody)."""
-    # A drumless intro is no missing groove: the checks judge the bars where most layers play.
-    scores = [sections.judged(s, plan.form) for s in to_scores(gen, plan, models, bass=False)]
+    return gen.take(*best_rows(gen, plan, models, k))
+
+
+def best_rows(gen: Generated, plan: Plan, models: Models, k: int, bars: int | None = None,
+              keep: int = 1) -> tuple[list[int], list[int]]:
+    """The rows :func:`keep_best` keeps: (rows for chords and melody, rows for the drums),
+    ranked on the song's first ``bars`` bars (all by default), which ``gen`` holds; the
+    ``keep`` best per song, best first (see :func:`arranger.compose.candidates.choose_rows`)."""
     song = plan.song
-    tokens = {"chords": song.bars * BEATS_PER_BAR, "melody": song.bars * STEPS_PER_BAR,
-              "drums": song.bars * STEPS_PER_BAR}
+    bars = song.bars if bars is None else bars
+    head = plan if bars == song.bars else plan.with_song(bars=bars)  # the form stays the song's
+    scores = [_judged(s, plan.form, bars) for s in to_scores(gen, head, models, bass=False)]
+    tokens = {"chords": bars * BEATS_PER_BAR, "melody": bars * STEPS_PER_BAR,
+              "drums": bars * STEPS_PER_BAR}
     loglik = {layer: gen.loglik[layer] / tokens[layer] for layer in gen.loglik}
     # A drum density asks for more (or fewer) hits than the style plays: it is not ranked then.
     steered = density.bias_nats(plan.density, "drums") != 0.0
     style = (None if not song.drum_style or steered else
              partial(style_distance, style=song.drum_style, kit=song.drum_kit))
-    blind = set(LAYER_SPECS["drums"].unknowable) <= set(models.drums.inference.blind_conditions)
-    rows, drum_rows = choose_rows(scores, loglik, k, expect_of(song), style, blind)
-    return gen.take(rows, drum_rows)
+    return choose_rows(scores, loglik, k, expect_of(song), style, drums_apart(models), keep)
+
+
+def drums_apart(models: Models) -> bool:
+    """Whether a song's drums may come from another candidate than its chords and melody: the
+    drum model is blind to them (the shipped one is), so its drums do not depend on them."""
+    return set(LAYER_SPECS["drums"].unknowable) <= set(models.drums.inference.blind_conditions)
+
+
+def _judged(score: Score, form: sections.Form | None, bars: int) -> Score:
+    """The bars the checks judge (:func:`arranger.compose.sections.judged`) among the song's
+    first ``bars``, which ``score`` holds: a drumless intro is no missing groove."""
+    if form is None or bars == len(form.part_of):
+        return sections.judged(score, form)
+    return sections.bars_of(score, np.flatnonzero(form.judged_bars()[:bars]))
 
 
 def default_blas_threads() -> int:

@@ -5,8 +5,10 @@ Nothing here changes its arguments: each function returns new arrays.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -74,6 +76,26 @@ class Stepper:
     def advance(self, tokens: np.ndarray) -> None:
         self.prev = tokens.astype(np.int64)
 
+    def take(self, rows: Sequence[int]) -> None:
+        """Keep only these batch rows (in this order): their state and previous tokens.
+
+        A row steps the same whatever the batch it is in, so a row taken on goes on exactly
+        as it would have in the whole batch (candidates ranked part-way, the rest dropped).
+        """
+        self.prev = self.prev[list(rows)]
+        self.state = take_state(self.state, list(rows))
+
+
+def take_state(state: Any, rows: list[int]) -> Any:
+    """A model state with only ``rows``: an LSTM's (h, c) arrays or tensors [layers, B, H]
+    (batch axis 1), an ensemble's tuple of its members' states, or any other model's [B, ...]
+    array or tensor (batch axis 0, e.g. a Markov model's token history)."""
+    if state is None:
+        return None
+    if isinstance(state, tuple | list):
+        return tuple(take_state(s, rows) for s in state)
+    return state[:, rows] if state.ndim == 3 else state[rows]
+
 
 class RowStreams:
     """One random stream per batch row: row r draws from ``default_rng(seed + r)``.
@@ -109,6 +131,16 @@ class RowStreams:
         u = self.buffer[rows, used]
         self.used[rows] = used + 1
         return u[:, None]
+
+    def take(self, rows: Sequence[int]) -> None:
+        """Keep only the streams of these rows (in this order), each going on where it was.
+
+        A row taken twice gets a copy of its generator, so the two draw alike but apart.
+        """
+        rows = list(rows)
+        self.generators = [copy.deepcopy(self.generators[r]) for r in rows]
+        self.buffer, self.used = self.buffer[rows], self.used[rows]
+        self.rows = np.arange(len(rows))
 
     def _refill(self, rows: np.ndarray) -> None:
         """A new block for each of ``rows`` whose block is used up."""

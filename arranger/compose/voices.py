@@ -9,6 +9,7 @@ its own tokens there for the voices after it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -58,6 +59,18 @@ class Voice:
     def step(self, t: int, ctx: Context, streams: RowStreams) -> None:
         """Write this voice's token(s) of 16th step ``t`` into ``out`` and ``ctx``."""
         raise NotImplementedError
+
+    def take(self, rows: Sequence[int]) -> None:
+        """Keep only these batch rows (in this order) of everything this voice holds per row.
+
+        Rows are independent, so a row taken on writes what it would have in the whole batch.
+        Subclasses add their own per-row state.
+        """
+        rows = list(rows)
+        self.forced, self.out, self.logp = self.forced[rows], self.out[rows], self.logp[rows]
+        if self.loglik is not None:
+            self.loglik = self.loglik[rows]
+        self.stepper.take(rows)
 
     def resting_steps(self) -> np.ndarray | None:
         """Bool [steps]: where the sections leave this layer out (None without sections)."""
@@ -109,6 +122,10 @@ class ChordVoice(Voice):
         self.out[:, b], self.own[:, b] = written, own
         ctx.chord_root[:, b], ctx.chord_quality[:, b] = chord_track.context_values(written)
         self.stepper.advance(own)
+
+    def take(self, rows: Sequence[int]) -> None:
+        super().take(rows)
+        self.own = self.own[list(rows)]
 
     def _moving(self, beat: int) -> np.ndarray:
         """Bool [B, V]: chords that keep every 4-bar window (of the loop, if shorter) holding
@@ -209,6 +226,14 @@ class MelodyVoice(Voice):
         ctx.melody[:, t] = self.decoded[tok]
         self.stepper.advance(tok)
 
+    def take(self, rows: Sequence[int]) -> None:
+        super().take(rows)
+        rows = list(rows)
+        self.waiting, self.settled = self.waiting[rows], self.settled[rows]
+        if self.beat_conditions is not None:
+            self.beat_conditions = tuple(None if a is None else a[rows]
+                                         for a in self.beat_conditions)
+
 
 DRUM_PREROLL_BARS = 2
 
@@ -293,6 +318,11 @@ class DrumVoice(Voice):
         tok = self._choose(logits, self.mask, fixed, streams)
         self.out[:, t] = tok
         self.stepper.advance(tok)
+
+    def take(self, rows: Sequence[int]) -> None:
+        super().take(rows)
+        if self.song_conditions is not None:
+            self.song_conditions = self.song_conditions[list(rows)]
 
     def _conditions(self, ctx: Context, t: int) -> np.ndarray:
         """Step ``t``'s conditions [B, 1, C], blinded as the model hears them."""
