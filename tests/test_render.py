@@ -263,18 +263,18 @@ def test_fluidsynth_warnings_are_shown_once_each_and_few(capsys):
 
 
 def test_a_soundfont_loaded_ahead_is_the_one_opened_and_closed_if_never_opened(tmp_path):
-    from arranger.audio import render as render_module
-    from arranger.audio.render import drop_ahead, load_ahead, open_soundfont
+    from arranger.audio import ahead
+    from arranger.audio.ahead import drop_ahead, load_ahead, open_soundfont
 
     font = bundled_soundfont()
     load_ahead(font, 22050)
     load_ahead(font, 22050)  # asked twice: loaded once
-    assert len(render_module._AHEAD) == 1
+    assert len(ahead._AHEAD) == 1
     with open_soundfont(font, 22050) as loaded:  # taken from the side thread
-        assert loaded.sample_rate == 22050 and not render_module._AHEAD
+        assert loaded.sample_rate == 22050 and not ahead._AHEAD
     load_ahead(font, 22050)
     drop_ahead()  # nobody rendered: closed, not kept
-    assert not render_module._AHEAD
+    assert not ahead._AHEAD
     broken = tmp_path / "broken.sf2"
     broken.write_bytes(b"not a soundfont")
     load_ahead(broken, 22050)

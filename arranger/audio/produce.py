@@ -35,6 +35,7 @@ import numpy as np
 import pretty_midi
 
 from arranger.atomic import atomic_path, write_bytes
+from arranger.audio.ahead import open_soundfont
 from arranger.audio.config import LayerSound, MasterSound, RenderSettings
 from arranger.audio.effects import EFFECTS
 from arranger.audio.files import read_audio, write_flac
@@ -52,7 +53,6 @@ from arranger.audio.render import (
     check_swing,
     layer_instruments,
     layer_names,
-    open_soundfont,
     render_layer,
     song_length_samples,
 )

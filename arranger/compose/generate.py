@@ -142,7 +142,8 @@ def generation_device(name: str):
 def _check_soundfont(preset: Preset) -> None:
     """Fail now on a missing SoundFont or libfluidsynth; else load the SoundFont while the
     models compose (see :func:`soundfont_dropped`)."""
-    from arranger.audio.render import fluid, load_ahead
+    from arranger.audio.ahead import load_ahead
+    from arranger.audio.render import fluid
     from arranger.audio.soundfont import find_soundfont
 
     path = find_soundfont(preset.render.soundfont or None)
@@ -156,6 +157,6 @@ def soundfont_dropped() -> Iterator[None]:
     try:
         yield
     finally:
-        if "arranger.audio.render" in sys.modules:
-            sys.modules["arranger.audio.render"].drop_ahead()
+        if "arranger.audio.ahead" in sys.modules:  # (never imported: nothing to drop)
+            sys.modules["arranger.audio.ahead"].drop_ahead()
 
