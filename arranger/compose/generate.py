@@ -103,7 +103,7 @@ def compose_songs(preset: Preset, *, seed: int, bars: int, weights: Path | None 
     torch_device = generation_device(device)
     models = load_models(weights)
     if check_render:
-        _check_soundfont(preset)
+        check_soundfont(preset)
     primer_score = read_primer(primer) if primer else None
     if primer_score is not None:
         preset = primed_preset(preset, primer_score, primer)
@@ -139,7 +139,7 @@ def generation_device(name: str):
     return resolve_device(name)
 
 
-def _check_soundfont(preset: Preset) -> None:
+def check_soundfont(preset: Preset) -> None:
     """Fail now on a missing SoundFont or libfluidsynth; else load the SoundFont while the
     models compose (see :func:`soundfont_dropped`)."""
     from arranger.audio.ahead import load_ahead

@@ -22,7 +22,12 @@ from arranger.atomic import (
     staged_dir,
 )
 from arranger.compose.coordinator import Models
-from arranger.compose.generate import derive_bass, generation_device
+from arranger.compose.generate import (
+    check_soundfont,
+    derive_bass,
+    generation_device,
+    soundfont_dropped,
+)
 from arranger.compose.plan import FREE, Forced
 from arranger.compose.song_folder import Output, write_song
 from arranger.errors import InputError
@@ -141,10 +146,13 @@ def regenerate(folder: Path, layer: str | None, *, bars: str | None = None,
     if folder.parent.is_dir():
         clean_stale(folder)  # a swap killed half-way (two-rename fallback) is undone first
     Manifest.load(folder)  # a folder that is no song is refused before waiting for its lock
-    with interrupt_on_sigterm(), song_lock(folder, timeout_s=lock_timeout_s):
+    with interrupt_on_sigterm(), song_lock(folder, timeout_s=lock_timeout_s), \
+            soundfont_dropped():
         manifest = Manifest.load(folder)  # read under the lock: the latest edit counts
         manifest.check_weights(str(folder / "manifest.json"))
         preset = from_dict(manifest.preset, f"{folder}/manifest.json")
+        if output.render:
+            check_soundfont(preset)  # before any work, and loaded while the model writes
         old = midi_io.read_midi(folder / "score.mid")
         spans = (section_spans(preset, section, old.bars) if section is not None
                  else [parse_bars(bars, old.bars)])
