@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from arranger.compose import coordinator  # noqa: E402
+from arranger.compose import coordinator, threads  # noqa: E402
 from arranger.preset import load_preset  # noqa: E402
 from arranger.weights import load_models  # noqa: E402
 
@@ -51,12 +51,12 @@ def main() -> None:
     ap.add_argument("--blas-threads", type=int, default=None)
     args = ap.parse_args()
     if args.blas_threads:
-        default_init = coordinator.generation_mode.__init__
+        default_init = threads.generation_mode.__init__
 
         def init(self, blas_threads=None):
             default_init(self, args.blas_threads)
 
-        coordinator.generation_mode.__init__ = init
+        threads.generation_mode.__init__ = init
     models = load_models()
     print(f"{args.preset}, {args.songs} song(s) of {args.bars} bars per batch, median of "
           f"{args.repeat}")

@@ -117,7 +117,7 @@ def report(models: Models, bars: int) -> None:
     win1 = time_compose(windowed(models), bars, repeat=1, device=cpu)
     win16 = time_compose(windowed(models), bars, 16, repeat=1, device=cpu)
     model = model_seconds(models, bars)
-    from arranger.compose.coordinator import default_blas_threads
+    from arranger.compose.threads import default_blas_threads
 
     print(f"{bars} bars, 3 layer models, CPU (generation_mode: 1 torch thread, "
           f"{default_blas_threads()} BLAS threads at the machine's load now)")

@@ -103,7 +103,7 @@ def generation(bars: int) -> dict[str, float]:
         windowed,
     )
 
-    from arranger.compose.coordinator import default_blas_threads
+    from arranger.compose.threads import default_blas_threads
     from arranger.weights import load_models
 
     models, cpu = load_models(), torch.device("cpu")

@@ -15,8 +15,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from arranger.compose.coordinator import ending_forced, generate_tokens, generation_mode
+from arranger.compose.coordinator import ending_forced, generate_tokens
 from arranger.compose.plan import FREE, Forced
+from arranger.compose.threads import generation_mode
 from arranger.preset import load_preset, preset_names
 from arranger.weights import load_models
 

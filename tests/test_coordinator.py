@@ -263,13 +263,40 @@ def test_blas_threads_follow_the_free_cores(monkeypatch):
     product (the results are the same either way)."""
     import os
 
-    from arranger.compose import coordinator
+    from arranger.compose import threads
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.0, 0.0))
-    assert coordinator.default_blas_threads() == 2
+    assert threads.default_blas_threads() == 2
     monkeypatch.setattr(os, "getloadavg", lambda: (1.6, 0.0, 0.0))
-    assert coordinator.default_blas_threads() == 1
+    assert threads.default_blas_threads() == 1
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    assert coordinator.default_blas_threads() == 1
+    assert threads.default_blas_threads() == 1
+
+
+def test_a_second_blas_thread_is_let_go_once_its_core_is_taken(monkeypatch):
+    """Bar by bar: two BLAS threads spend ~2 CPU s a second side by side; when they spend
+    less, one waits for a core at every product, and generation goes on with one."""
+    from threadpoolctl import threadpool_info
+
+    from arranger.compose import threads
+
+    clock = {"wall": 0.0, "cpu": 0.0}
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock["wall"])
+    monkeypatch.setattr(threads.time, "process_time", lambda: clock["cpu"])
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    before = [i["num_threads"] for i in blas]
+    with threads.generation_mode(blas_threads=2) as mode:
+        clock["wall"], clock["cpu"] = 0.2, 0.39  # side by side
+        threads.keep_pace()
+        assert mode.blas_threads == 2
+        clock["wall"], clock["cpu"] = 0.21, 0.395  # too short a stretch to judge
+        threads.keep_pace()
+        assert mode.blas_threads == 2
+        clock["wall"], clock["cpu"] = 0.5, 0.6  # 0.3 s of wall for 0.2 s of CPU
+        threads.keep_pace()
+        assert mode.blas_threads == 1
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+    threads.keep_pace()  # outside any generation: nothing to do

@@ -85,7 +85,8 @@ def test_generation_does_not_depend_on_thread_count():
 @pytest.mark.parametrize("batch", [1, 16])
 def test_generation_is_the_same_on_one_or_two_blas_threads(batch):
     """Generation shares its products out over two BLAS threads: no sum changes order."""
-    from arranger.compose.coordinator import ending_forced, generate_tokens, generation_mode
+    from arranger.compose.coordinator import ending_forced, generate_tokens
+    from arranger.compose.threads import generation_mode
     from arranger.weights import load_models
 
     models, plan = load_models(), Plan(SongSettings(bars=4))  # shipped sizes: big products

@@ -9,8 +9,6 @@ the loop and the ending) are fed through the same path, so the models hear them 
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -22,6 +20,7 @@ from arranger.compose.candidates import choose_rows, style_distance
 from arranger.compose.plan import FREE, Forced, Plan
 from arranger.compose.sampling import no_grad
 from arranger.compose.staging import SURVIVORS, Walk, kept_rows, stage_bar
+from arranger.compose.threads import generation_mode
 from arranger.compose.voices import Voice
 from arranger.evaluation.checks import expect_of
 from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, Score
@@ -250,46 +249,3 @@ def _judged(score: Score, form: sections.Form | None, bars: int) -> Score:
     if form is None or bars == len(form.part_of):
         return sections.judged(score, form)
     return sections.bars_of(score, np.flatnonzero(form.judged_bars()[:bars]))
-
-
-def default_blas_threads() -> int:
-    """Two BLAS threads where a second core is free, else one.
-
-    On a busy machine the second thread waits for a core at every product: 64 bars took
-    25-31 s on two threads at load 10 on 2 cores, 2 s on one. The count never changes the
-    results (see :class:`generation_mode`), so it may follow the load.
-    """
-    cores = len(os.sched_getaffinity(0))
-    free = cores - os.getloadavg()[0]
-    return min(2, cores) if free >= 1.0 else 1
-
-
-class generation_mode:
-    """One PyTorch thread, no oneDNN and at most two BLAS threads while generating.
-
-    Step-by-step LSTM calls through oneDNN are ~30x slower on this CPU build, and one PyTorch
-    thread is the fastest at batch sizes this small. numpy's products, though, run ~1.3x faster
-    on two threads even at batch 1 (the weights stream through two cores' caches). Results do
-    not depend on the thread count: BLAS shares a product out by output rows and columns, never
-    splitting a sum, so every output is added up in the same order (a test checks it).
-    PyTorch is only configured when something already imported it (its device path).
-    """
-
-    def __init__(self, blas_threads: int | None = None) -> None:
-        self.blas_threads = blas_threads or default_blas_threads()
-
-    def __enter__(self) -> None:
-        from threadpoolctl import threadpool_limits
-
-        self.torch = sys.modules.get("torch")
-        if self.torch is not None:
-            self.saved = self.torch.get_num_threads(), self.torch.backends.mkldnn.enabled
-            self.torch.set_num_threads(1)
-            self.torch.backends.mkldnn.enabled = False
-        self.blas = threadpool_limits(self.blas_threads)
-
-    def __exit__(self, *exc) -> None:
-        if self.torch is not None:
-            self.torch.set_num_threads(self.saved[0])
-            self.torch.backends.mkldnn.enabled = self.saved[1]
-        self.blas.restore_original_limits()

@@ -191,12 +191,8 @@ def resample(old: Score, preset: Preset, layer: str, spans: list[tuple[int, int]
 def _best_take(old: Score, preset: Preset, layer: str, spans: list[tuple[int, int]],
                seed: int, models: Models, device) -> Score:
     """Sample ``CANDIDATES`` takes of the spans; keep the one that best leads into the rest."""
-    from arranger.compose.coordinator import (
-        ending_forced,
-        generate_tokens,
-        generation_mode,
-        to_scores,
-    )
+    from arranger.compose.coordinator import ending_forced, generate_tokens, to_scores
+    from arranger.compose.threads import generation_mode
 
     # The song as it is (its key, tempo and feel), not as the preset would start one.
     song = replace(preset.song, key=str(old.key), tempo_bpm=old.tempo_bpm, swing=old.swing)

@@ -24,7 +24,9 @@ import numpy as np
 
 from arranger.compose.plan import Forced, Plan
 from arranger.compose.sampling import RowStreams
+from arranger.compose.threads import keep_pace
 from arranger.compose.voices import VOICES, Voice, song_context
+from arranger.score import STEPS_PER_BAR
 from tracks.common import Context
 from tracks.layers import MODEL_LAYERS
 
@@ -101,6 +103,8 @@ class Walk:
     def run(self, start: int, stop: int) -> None:
         """Write 16th steps ``start`` .. ``stop - 1``."""
         for t in range(start, stop):
+            if t % STEPS_PER_BAR == 0:
+                keep_pace()  # a second BLAS thread whose core got taken is let go
             for voice in self.voices:  # chords (on beats), then the melody, then the drums
                 voice.step(t, self.ctx, self.streams)
 
