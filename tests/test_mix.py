@@ -211,5 +211,5 @@ def test_the_mp3_source_is_the_masters_limiter_input_limited_lower(tmp_path):
     assert true_peak_db(lowered, 44100) <= ceiling + 0.01
     # The master is the same input at the same gain, limited at the WAV's ceiling.
     assert np.allclose(source.limited(-1.05), result.audio, atol=1e-6)
-    peak = write_mp3_master(tmp_path / "mix.mp3", result.audio, 44100, -1.0, source)
+    peak = write_mp3_master(tmp_path / "mix.mp3", source, 44100, -1.0)
     assert peak <= -1.0

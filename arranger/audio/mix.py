@@ -8,7 +8,7 @@ one layer leaves every other stem byte-identical.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -188,15 +188,18 @@ class Normalised(NamedTuple):
     audio: np.ndarray  # (2, n) float32
     loudness_lufs: float  # integrated, BS.1770-4; -inf for silence
     true_peak_dbtp: float  # 4x oversampled; -inf for silence
-    source: Limited | None = None  # what its limiter started from (None: limit ``audio``)
+    source: Limited | None = None  # what its limiter started from (its gain before any trim)
 
 
 def normalise(audio: np.ndarray, sample_rate: float, target_lufs: float,
-              ceiling_dbtp: float) -> Normalised:
+              ceiling_dbtp: float, on_limited: Callable[[Limited], None] | None = None
+              ) -> Normalised:
     """Gain to ``target_lufs`` integrated loudness, limited to ``ceiling_dbtp`` true peak.
 
     Limiting lowers loudness, so the gain is corrected and the limiter re-run until within
     ``LOUDNESS_TOLERANCE_LU``. The peak envelope is computed once for the largest gain tried.
+    ``on_limited`` gets the limiter's input as soon as the gain is known, before the master's
+    own true peak is checked: the MP3 (limited lower, checked on its own) starts there.
     Silence, audio too short to gate, or a target of -inf only get the ceiling.
     """
     limit = ceiling_dbtp - LIMITER_MARGIN_DB
@@ -218,11 +221,13 @@ def normalise(audio: np.ndarray, sample_rate: float, target_lufs: float,
         if abs(reached - target_lufs) <= LOUDNESS_TOLERANCE_LU:
             break
         gain_db += target_lufs - reached
-    peak, trim = true_peak_db(out, sample_rate), 0.0
+    source = Limited(audio, sample_rate, db_to_gain(used_db), envelope, exact_from)
+    if on_limited is not None:
+        on_limited(source)
+    peak = true_peak_db(out, sample_rate)
     if peak > ceiling_dbtp:  # gain modulation can nudge a peak past the margin: trim it
         trim = ceiling_dbtp - peak
         out, reached, peak = out * np.float32(db_to_gain(trim)), reached + trim, ceiling_dbtp
-    source = Limited(audio, sample_rate, db_to_gain(used_db + trim), envelope, exact_from)
     return Normalised(out, reached, peak, source)
 
 
@@ -255,8 +260,8 @@ def master_noise(master: MasterSound, seed: int, shape: tuple[int, int],
 
 def master_measured(total: np.ndarray, master: MasterSound, sample_rate: int, seed: int = 0,
                     chains: Sequence[Sequence[Effect]] | None = None,
-                    pool: Executor | None = None, noise: np.ndarray | None = None
-                    ) -> Normalised:
+                    pool: Executor | None = None, noise: np.ndarray | None = None,
+                    on_limited: Callable[[Limited], None] | None = None) -> Normalised:
     """Add the bus's noise to the sum of the stems, run the master chain and normalise.
 
     Parameters
@@ -267,6 +272,7 @@ def master_measured(total: np.ndarray, master: MasterSound, sample_rate: int, se
     chains : ``master_chains(...)`` made ahead, or None to make them here.
     pool : runs the channels' chains side by side (else a pool of two threads is made here).
     noise : the ``fx`` stem as written (``master_noise``), or None to make it here.
+    on_limited : see :func:`normalise` (not called for a silent sum).
 
     Returns
     -------
@@ -287,23 +293,23 @@ def master_measured(total: np.ndarray, master: MasterSound, sample_rate: int, se
         out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
     if not total.any():
         return normalise(out, sample_rate, -math.inf, master.true_peak_dbtp)
-    return normalise(out, sample_rate, master.target_lufs, master.true_peak_dbtp)
+    return normalise(out, sample_rate, master.target_lufs, master.true_peak_dbtp, on_limited)
 
 
-def write_mp3_master(path: Path, audio: np.ndarray, sample_rate: int,
-                     ceiling_dbtp: float, limited: Limited | None = None) -> float:
+def write_mp3_master(path: Path, master: np.ndarray | Limited, sample_rate: int,
+                     ceiling_dbtp: float) -> float:
     """Write the master as MP3 whose decoded true peak is at most ``ceiling_dbtp``.
 
     The encoder's source is limited ``MP3_MARGIN_DB`` under the ceiling (loudness moves by
-    < 0.1 LU): the master's own limiter input limited lower when ``limited`` is given (one
-    limiter, as the WAV's), else ``audio`` limited again. Should the decoded file still peak
-    over the ceiling, the source is turned down by the overshoot and encoded again. Returns the
-    decoded file's true peak, dBTP (-inf if silent).
+    < 0.1 LU): the master's own limiter input limited lower when ``master`` is a
+    :class:`Limited` (one limiter, as the WAV's), else the master's audio limited again.
+    Should the decoded file still peak over the ceiling, the source is turned down by the
+    overshoot and encoded again. Returns the decoded file's true peak, dBTP (-inf if silent).
     """
-    if limited is not None:
-        source = limited.limited(ceiling_dbtp - MP3_MARGIN_DB)
+    if isinstance(master, Limited):
+        source = master.limited(ceiling_dbtp - MP3_MARGIN_DB)
     else:
-        source = true_peak_limit(audio, sample_rate, ceiling_dbtp - MP3_MARGIN_DB)
+        source = true_peak_limit(master, sample_rate, ceiling_dbtp - MP3_MARGIN_DB)
     for _ in range(2):
         write_mp3(path, source, sample_rate)
         peak = true_peak_db(read_audio(path)[0], sample_rate)

@@ -22,6 +22,7 @@ re-render gives exactly the master a full render of the same song would.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -40,6 +41,7 @@ from arranger.audio.config import LayerSound, MasterSound, RenderSettings
 from arranger.audio.effects import EFFECTS
 from arranger.audio.files import read_audio, write_flac
 from arranger.audio.mix import (
+    Limited,
     Normalised,
     as_stereo,
     master_chains,
@@ -238,25 +240,51 @@ def _finish(jobs: list[Future]) -> None:
             job.result()
 
 
+def _mp3(path: Path, master: np.ndarray | Limited, rate: int, ceiling_dbtp: float,
+         clock: _Clock, tags: SongTags) -> float:
+    """Write ``path``, the MP3 master, tagged before anyone sees it; its decoded true peak."""
+    with clock.stage("export mix", path.name), atomic_path(path) as temporary:
+        peak = write_mp3_master(temporary, master, rate, ceiling_dbtp)
+        tag_mp3(temporary, tags)
+    return peak
+
+
+class _EarlyMp3:
+    """The MP3 job, started from the master's limiter input as soon as its gain is known
+    (``normalise``'s ``on_limited``): the encoder, by far the slowest export, runs while the
+    master's own true peak is checked and the other files are written."""
+
+    def __init__(self, path: Path | None, rate: int, ceiling_dbtp: float, clock: _Clock,
+                 pool: ThreadPoolExecutor, tags: SongTags) -> None:
+        self.path, self.job = path, None
+        self.start = functools.partial(_mp3, path, rate=rate, ceiling_dbtp=ceiling_dbtp,
+                                       clock=clock, tags=tags)
+        self.pool = pool
+
+    def __call__(self, source: Limited) -> None:
+        if self.path is not None:
+            self.job = self.pool.submit(self.start, source)
+
+
 def _export(paths: list[Path], master: Normalised, rate: int, ceiling_dbtp: float,
-            clock: _Clock, pool: ThreadPoolExecutor, tags: SongTags) -> float | None:
-    """Write the master files in parallel (the MP3 encoder is by far the slowest, so it starts
-    first); returns the decoded MP3's true peak in dBTP (None without an MP3)."""
+            clock: _Clock, pool: ThreadPoolExecutor, tags: SongTags,
+            early: _EarlyMp3) -> float | None:
+    """Write the master files in parallel, the MP3 first unless ``early`` started it; returns
+    the decoded MP3's true peak in dBTP (None without an MP3)."""
     def export(path: Path) -> float | None:
+        if path.suffix == ".mp3":
+            return _mp3(path, master.audio, rate, ceiling_dbtp, clock, tags)
         with clock.stage("export mix", path.name):
-            if path.suffix == ".mp3":
-                with atomic_path(path) as temporary:  # tagged before anyone sees it
-                    peak = write_mp3_master(temporary, master.audio, rate, ceiling_dbtp,
-                                            master.source)
-                    tag_mp3(temporary, tags)
-                return peak
             if path.suffix == ".wav":
                 write_tagged_wav(path, master.audio, rate, tags)
             else:
                 write_flac(path, master.audio, rate)
-            return None
+        return None
 
-    peaks = list(pool.map(export, sorted(paths, key=lambda path: path.suffix != ".mp3")))
+    todo = [p for p in paths if early.job is None or p.suffix != ".mp3"]
+    peaks = list(pool.map(export, sorted(todo, key=lambda path: path.suffix != ".mp3")))
+    if early.job is not None:
+        peaks.append(early.job.result())
     return next((p for p in peaks if p is not None), None)
 
 
@@ -314,9 +342,11 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
             _finish([*jobs, noise])
         if stems_done is not None:
             stems_done()
+        early = _EarlyMp3(next((p for p in mixes if p.suffix == ".mp3"), None), rate,
+                          master.true_peak_dbtp, clock, pool, tags)
         with clock.stage("master"):
-            result = _master(summed, master, rate, seed, chains, pool, noise.result())
-        mp3_peak = _export(mixes, result, rate, master.true_peak_dbtp, clock, pool, tags)
+            result = _master(summed, master, rate, seed, chains, pool, noise.result(), early)
+        mp3_peak = _export(mixes, result, rate, master.true_peak_dbtp, clock, pool, tags, early)
     files = [stem_dir / f"{n}.{kind}" for n in todo for kind in ("wav", "mid")]
     files += [noise_path] * noise_path.exists() + mixes
     return _report(soundfont, rate, n_samples, enabled, todo, result, mp3_peak, clock, files)
@@ -335,11 +365,13 @@ def _report(soundfont: Path, rate: int, n_samples: int, enabled: list[str], todo
 
 
 def _master(summed: _StemSum, master: MasterSound, rate: int, seed: int,
-            chains: Future, pool: ThreadPoolExecutor, noise: np.ndarray | None) -> Normalised:
-    """The master of the summed stems and the ``fx`` stem; silence, unmeasured, when no layer
-    is enabled."""
+            chains: Future, pool: ThreadPoolExecutor, noise: np.ndarray | None,
+            early: _EarlyMp3) -> Normalised:
+    """The master of the summed stems and the ``fx`` stem (``early`` gets its limiter's
+    input); silence, unmeasured, when no layer is enabled."""
     if summed.total is None:
         return Normalised(np.zeros((2, summed.n_samples), np.float32), -math.inf, -math.inf)
     if noise is None:  # the bus makes none: nothing to add (not "make it here")
         noise = np.zeros((2, summed.n_samples), np.float32)
-    return master_measured(summed.total, master, rate, seed, chains.result(), pool, noise)
+    return master_measured(summed.total, master, rate, seed, chains.result(), pool, noise,
+                           on_limited=early)
