@@ -342,11 +342,8 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
             _finish([*jobs, noise])
         if stems_done is not None:
             stems_done()
-        early = _EarlyMp3(next((p for p in mixes if p.suffix == ".mp3"), None), rate,
-                          master.true_peak_dbtp, clock, pool, tags)
-        with clock.stage("master"):
-            result = _master(summed, master, rate, seed, chains, pool, noise.result(), early)
-        mp3_peak = _export(mixes, result, rate, master.true_peak_dbtp, clock, pool, tags, early)
+        result, mp3_peak = _master_files(summed, master, rate, seed, chains, noise.result(),
+                                         mixes, clock, pool, tags)
     files = [stem_dir / f"{n}.{kind}" for n in todo for kind in ("wav", "mid")]
     files += [noise_path] * noise_path.exists() + mixes
     return _report(soundfont, rate, n_samples, enabled, todo, result, mp3_peak, clock, files)
@@ -362,6 +359,17 @@ def _report(soundfont: Path, rate: int, n_samples: int, enabled: list[str], todo
             "mp3_true_peak_dbtp": _finite(mp3_peak),
             "stage_seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
             "wall_seconds": round(clock.wall_seconds, 3), "files": [str(f) for f in files]}
+
+
+def _master_files(summed: _StemSum, master: MasterSound, rate: int, seed: int,
+                  chains: Future, noise: np.ndarray | None, mixes: list[Path], clock: _Clock,
+                  pool: ThreadPoolExecutor, tags: SongTags) -> tuple[Normalised, float | None]:
+    """The master, and its files written (``mixes``): the master and its MP3's true peak."""
+    early = _EarlyMp3(next((p for p in mixes if p.suffix == ".mp3"), None), rate,
+                      master.true_peak_dbtp, clock, pool, tags)
+    with clock.stage("master"):
+        result = _master(summed, master, rate, seed, chains, pool, noise, early)
+    return result, _export(mixes, result, rate, master.true_peak_dbtp, clock, pool, tags, early)
 
 
 def _master(summed: _StemSum, master: MasterSound, rate: int, seed: int,
