@@ -221,13 +221,13 @@ def test_channel_wise_chains_give_the_stereo_result_bit_for_bit(kind):
 
 @pytest.mark.parametrize("kind", ["lowpass", "highpass"])
 def test_butterworth_in_blocks_with_its_guard_tone_matches_one_plain_sosfilt(kind):
-    """Block-wise filtering and the -360 dBFS anti-denormal tone change nothing audible."""
+    """Block-wise filtering and the -400 dBFS anti-denormal tone change nothing audible."""
     from scipy.signal import butter, sosfilt
 
-    from arranger.audio.fx import _FILTER_BLOCK
+    from arranger.audio.iir import BLOCK
 
     rng = np.random.default_rng(1)
-    n = 2 * _FILTER_BLOCK + 12345  # odd length, several blocks
+    n = 2 * BLOCK + 12345  # odd length, several blocks
     audio = rng.standard_normal((2, n)).astype(np.float32) * 0.3
     audio[:, n // 3 : n // 2] = 0.0  # a long silence, where the state would go subnormal
     effect = (LowPass if kind == "lowpass" else HighPass)(3000.0, order=4)

@@ -21,6 +21,7 @@ import pedalboard as pb
 
 from arranger.audio.config import EffectSpec, derive_seed
 from arranger.audio.effects import EFFECTS
+from arranger.audio.iir import guarded_sosfilt
 
 Effect = Callable[[np.ndarray, float], np.ndarray]
 CONTROL_STEP = 32  # samples between control points of slow modulations (wow, drift, rumble)
@@ -244,7 +245,7 @@ def _butterworth(audio: np.ndarray, sample_rate: float, cutoff_hz: float, order:
                  kind: str) -> np.ndarray:
     # Imported here, not with this module: scipy.signal takes ~0.8 s to import, which
     # produce_audio overlaps with synthesis on a side thread.
-    from scipy.signal import butter, sosfilt
+    from scipy.signal import butter
 
     nyquist = sample_rate / 2
     if kind == "lowpass" and cutoff_hz >= 0.99 * nyquist:
@@ -253,29 +254,11 @@ def _butterworth(audio: np.ndarray, sample_rate: float, cutoff_hz: float, order:
                  output="sos")
     audio = np.atleast_2d(audio)
     out = np.empty(audio.shape, dtype=np.float32)
-    # In silence an IIR filter's state decays into subnormal floats, ~100x slower to compute:
-    # a drum stem, silent a third of the time, filtered 2-3x slower. A -360 dBFS tone in the
-    # passband (DC for a low-pass, Nyquist for a high-pass) keeps the state normal; it is
-    # taken off again after the filter, whose gain there is 1.
-    tone = _ANTI_DENORMAL
-    for channel in range(len(audio)):
-        state = np.zeros((len(sos), 2))
-        # In blocks, the state carried over (the same result as one call): sosfilt copies its
-        # input to float64, and a whole channel would cost 2 x 8 bytes a sample at once.
-        for start in range(0, audio.shape[-1], _FILTER_BLOCK):
-            block = slice(start, start + _FILTER_BLOCK)
-            x = np.add(audio[channel, block], tone, dtype=np.float64)
-            if kind == "highpass":
-                x[1::2] -= 2 * tone  # blocks start on even samples
-            y, state = sosfilt(sos, x, zi=state)
-            if kind == "highpass":
-                y[1::2] += 2 * tone
-            np.subtract(y, tone, out=out[channel, block], casting="same_kind")
+    for channel, samples in zip(out, audio, strict=True):
+        # The guard tone sits in the passband, where the gain is 1: taken off exactly.
+        for where, y, guard in guarded_sosfilt(sos, samples, dc=kind == "lowpass"):
+            np.subtract(y, guard, out=channel[where], casting="same_kind")
     return out
-
-
-_FILTER_BLOCK = 1 << 18  # even, so the Nyquist tone keeps its phase across blocks
-_ANTI_DENORMAL = 1e-18
 
 
 @dataclass(frozen=True)

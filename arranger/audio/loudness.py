@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from arranger.audio.iir import guarded_sosfilt
+
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
 BLOCK_SECONDS, HOP_SECONDS = 0.4, 0.1
@@ -74,27 +76,17 @@ def block_mean_squares(audio: np.ndarray, sample_rate: float) -> np.ndarray:
     return window / (hop * hops_per_block)
 
 
-_HOPS_PER_FILTER_BLOCK = 64  # ~6 s a block: float64 copies stay small (2 MB, not 67 MB)
-# A Nyquist tone this small (K-weighting passes it, at +4 dB) keeps the filter state normal in
-# silence, where it would decay into subnormal floats ~100x slower to compute (a drum stem with
-# a drumless intro measured 3-4x slower). Its power, ~1e-40, is nothing beside the -70 LUFS gate.
-_ANTI_DENORMAL = 1e-20
+_HOPS_PER_FILTER_BLOCK = 64  # ~6 s a block (arranger.audio.iir): whole hops in each
 
 
 def _weighted_hops(channel: np.ndarray, sos: np.ndarray, hop: int, n_hops: int) -> np.ndarray:
-    """Sum of squares of the K-weighted ``channel`` per hop, (n_hops,) float64; filtered in
-    blocks of whole hops with the state carried (the same sums as one call)."""
-    from scipy.signal import sosfilt  # ~0.8 s to import: only when first measuring
-
-    block = _HOPS_PER_FILTER_BLOCK * hop  # even (64 hops), so the tone keeps its phase
-    tone = np.full(block, _ANTI_DENORMAL)
-    tone[1::2] = -_ANTI_DENORMAL
-    state, sums = np.zeros((len(sos), 2)), []
-    for start in range(0, n_hops * hop, block):
-        x = channel[start : min(start + block, n_hops * hop)]
-        weighted, state = sosfilt(sos, np.add(x, tone[: len(x)], dtype=np.float64), zi=state)
-        sums.append(np.square(weighted, out=weighted).reshape(-1, hop).sum(axis=1))
-    return np.concatenate(sums)
+    """Sum of squares of the K-weighted ``channel`` per hop, (n_hops,) float64. Filtered in
+    blocks of whole hops on a Nyquist guard tone (:func:`arranger.audio.iir.guarded_sosfilt`),
+    which the sums keep: its power, ~1e-40, is nothing beside the -70 LUFS gate."""
+    blocks = guarded_sosfilt(sos, channel[: n_hops * hop], dc=False,
+                             block=_HOPS_PER_FILTER_BLOCK * hop)
+    return np.concatenate([np.square(y, out=y).reshape(-1, hop).sum(axis=1)
+                           for _, y, _ in blocks])
 
 
 def _lufs(mean_square: np.ndarray | float) -> np.ndarray | float:
