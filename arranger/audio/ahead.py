@@ -8,7 +8,9 @@ first layer's synthesis.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 
 from arranger.audio.render import LoadedSoundfont
@@ -41,6 +43,16 @@ def open_soundfont(path: Path, sample_rate: int) -> LoadedSoundfont:
     with _AHEAD_LOCK:
         future = _AHEAD.pop((Path(path).resolve(), sample_rate), None)
     return future.result() if future is not None else LoadedSoundfont(path, sample_rate)
+
+
+@contextmanager
+def closed_if_unused() -> Iterator[None]:
+    """Around a run that loads ahead: on the way out, close what no render opened (the run
+    stopped before its audio)."""
+    try:
+        yield
+    finally:
+        drop_ahead()
 
 
 def drop_ahead() -> None:

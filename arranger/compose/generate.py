@@ -10,12 +10,10 @@ its render and its manifest use that seed, so ``lofi generate --seed s+i`` write
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from arranger.atomic import check_output, interrupt_on_sigterm, song_lock, staged_dir
+from arranger.audio.ahead import closed_if_unused
 from arranger.compose.coordinator import compose
 from arranger.compose.plan import Forced
 from arranger.compose.primer import force_primer, primed_preset, read_primer
@@ -57,7 +55,7 @@ def generate(preset: Preset, out: Path, *, seed: int, bars: int | None = None,
         from arranger.audio.loop import check_loop
 
         check_loop(preset.song.loop_bars, bars or preset.song.bars)
-    with interrupt_on_sigterm(), soundfont_dropped():
+    with interrupt_on_sigterm(), closed_if_unused():
         scores = compose_songs(preset, seed=seed,
                                bars=preset.song.bars if bars is None else bars,
                                weights=weights, variations=variations, primer=primer,
@@ -141,7 +139,7 @@ def generation_device(name: str):
 
 def check_soundfont(preset: Preset) -> None:
     """Fail now on a missing SoundFont or libfluidsynth; else load the SoundFont while the
-    models compose (see :func:`soundfont_dropped`)."""
+    models compose (closed by :func:`arranger.audio.ahead.closed_if_unused` if unused)."""
     from arranger.audio.ahead import load_ahead
     from arranger.audio.render import fluid
     from arranger.audio.soundfont import find_soundfont
@@ -149,14 +147,4 @@ def check_soundfont(preset: Preset) -> None:
     path = find_soundfont(preset.render.soundfont or None)
     fluid()  # a missing libfluidsynth: one line naming the package, before any composing
     load_ahead(path, preset.render.sample_rate)
-
-
-@contextmanager
-def soundfont_dropped() -> Iterator[None]:
-    """Close a SoundFont loaded ahead that no render took (the run failed before its audio)."""
-    try:
-        yield
-    finally:
-        if "arranger.audio.ahead" in sys.modules:  # (never imported: nothing to drop)
-            sys.modules["arranger.audio.ahead"].drop_ahead()
 

@@ -21,12 +21,12 @@ from arranger.atomic import (
     song_lock,
     staged_dir,
 )
+from arranger.audio.ahead import closed_if_unused
 from arranger.compose.coordinator import Models
 from arranger.compose.generate import (
     check_soundfont,
     derive_bass,
     generation_device,
-    soundfont_dropped,
 )
 from arranger.compose.plan import FREE, Forced
 from arranger.compose.song_folder import Output, write_song
@@ -147,7 +147,7 @@ def regenerate(folder: Path, layer: str | None, *, bars: str | None = None,
         clean_stale(folder)  # a swap killed half-way (two-rename fallback) is undone first
     Manifest.load(folder)  # a folder that is no song is refused before waiting for its lock
     with interrupt_on_sigterm(), song_lock(folder, timeout_s=lock_timeout_s), \
-            soundfont_dropped():
+            closed_if_unused():
         manifest = Manifest.load(folder)  # read under the lock: the latest edit counts
         manifest.check_weights(str(folder / "manifest.json"))
         preset = from_dict(manifest.preset, f"{folder}/manifest.json")

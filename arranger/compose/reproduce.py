@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from arranger.atomic import check_output, interrupt_on_sigterm, song_lock, staged_dir
-from arranger.compose.generate import compose_songs, soundfont_dropped
+from arranger.audio.ahead import closed_if_unused
+from arranger.compose.generate import compose_songs
 from arranger.compose.regenerate import parse_spans, resample
 from arranger.compose.song_folder import Output, write_song
 from arranger.manifest import Manifest
@@ -25,7 +26,7 @@ def reproduce(manifest_path: Path, out: Path, *, output: Output = Output(),
     m.check_weights(str(manifest_path))  # other weights would write another song
     preset = from_dict(m.preset, str(manifest_path))
     weights = Path(m.weights) if m.weights else None
-    with interrupt_on_sigterm(), soundfont_dropped():
+    with interrupt_on_sigterm(), closed_if_unused():
         score = compose_songs(preset, seed=m.seed - m.index, bars=m.bars, weights=weights,
                               variations=m.variations,
                               primer=Path(m.primer) if m.primer else None,
