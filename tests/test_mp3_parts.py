@@ -52,6 +52,14 @@ def test_the_stream_has_no_bit_reservoir_and_decodes_to_its_length(song, tmp_pat
     assert (tmp_path / "a.mp3").read_bytes() == one
 
 
+def test_a_decode_in_stretches_is_the_whole_files(song, tmp_path):
+    audio, one = song
+    (tmp_path / "a.mp3").write_bytes(one)
+    whole, _ = read_audio(tmp_path / "a.mp3")
+    for parts in (1, 2, 3):
+        assert np.array_equal(mp3_parts.decode(tmp_path / "a.mp3", parts), whole)
+
+
 def test_streams_that_never_agree_are_not_spliced(song):
     """Parts of other audio (half as loud) write no identical frames: no join, so ``encode``
     would encode the audio in one piece."""
