@@ -30,15 +30,21 @@ SAME_RUN = 4  # identical frames in a row that make a join (a decoder remembers 
 MIN_PART_FRAMES = 8 * OVERLAP_FRAMES  # shorter parts are not worth a thread
 MAX_PARTS = 4
 TOC_BAG = 400  # LAME's seek-table bag (VbrTag.c)
+WRITE_BLOCK = 1 << 16  # samples handed to the encoder at once
 
 
 def encode_one(audio: np.ndarray, sample_rate: int, quality: str) -> bytes:
-    """LAME via pedalboard, bit reservoir off: every frame decodable on its own."""
+    """LAME via pedalboard, bit reservoir off: every frame decodable on its own.
+
+    Fed a block at a time (the same bytes as all at once): a part is a strided slice of the
+    song, which pedalboard would otherwise copy whole into a contiguous buffer first.
+    """
     out = io.BytesIO()
     with AudioFile(out, "w", samplerate=sample_rate, num_channels=audio.shape[0],
                    format="mp3", quality=quality,
                    codec_options={WriteableAudioFileFlag.Mp3EnableBitReservoir: False}) as f:
-        f.write(audio)
+        for start in range(0, audio.shape[-1], WRITE_BLOCK):
+            f.write(audio[:, start : start + WRITE_BLOCK])
     return out.getvalue()
 
 
@@ -71,25 +77,26 @@ def encode(audio: np.ndarray, sample_rate: float, quality: str, parts: int | Non
 
 
 def decode(path: str | os.PathLike, parts: int | None = None) -> np.ndarray:
-    """An MP3 file decoded, (channels, samples) float32, in ``parts`` stretches side by
-    side (default: one per usable core): libsndfile's seeks are sample-exact (mpg123 decodes
-    the frames before a seek point again), so the stretches join into the whole file's decode.
+    """An MP3 file decoded, (channels, samples) float32 (a view of one samples-by-channels
+    buffer: no copy), in ``parts`` stretches side by side (default: one per usable core):
+    libsndfile's seeks are sample-exact (mpg123 decodes the frames before a seek point again),
+    so the stretches join into the whole file's decode.
     """
     import soundfile
 
-    parts = min(usable_cores(), MAX_PARTS) if parts is None else parts
+    parts = max(1, min(usable_cores(), MAX_PARTS) if parts is None else parts)
     with soundfile.SoundFile(os.fspath(path)) as f:
-        n = f.frames
-    bounds = [round(i * n / max(parts, 1)) for i in range(max(parts, 1) + 1)]
+        out = np.empty((f.frames, f.channels), np.float32)
+    bounds = [round(i * len(out) / parts) for i in range(parts + 1)]
 
-    def stretch(i: int) -> np.ndarray:
+    def stretch(i: int) -> None:
         with soundfile.SoundFile(os.fspath(path)) as f:
             f.seek(bounds[i])
-            return f.read(bounds[i + 1] - bounds[i], dtype="float32", always_2d=True)
+            f.read(out=out[bounds[i] : bounds[i + 1]])
 
-    with ThreadPoolExecutor(max(parts, 1)) as pool:  # libsndfile decodes without the GIL
-        pieces = list(pool.map(stretch, range(len(bounds) - 1)))
-    return np.ascontiguousarray(np.concatenate(pieces).T)
+    with ThreadPoolExecutor(parts) as pool:  # libsndfile decodes without the GIL
+        list(pool.map(stretch, range(parts)))
+    return out.T
 
 
 def frames_of(stream: bytes, sample_rate: int) -> list[tuple[int, int]] | None:

@@ -26,7 +26,7 @@ import functools
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
@@ -292,7 +292,7 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
                   master: MasterSound, render: RenderSettings, out_dir: Path, *, swing: float,
                   seed: int, formats: Sequence[str] = ("wav", "mp3"),
                   only: set[str] | None = None, progress: bool = True,
-                  stems_done: Callable[[], None] | None = None, title: str = "",
+                  title: str = "",
                   section_effects: Sequence[SectionEffects] = ()) -> dict[str, Any]:
     """Render ``midi`` and write stems and master under ``out_dir`` (see the module docstring).
 
@@ -303,8 +303,6 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
     swing : 0..0.75 of a 16th; seed : base seed for humanisation and seeded effects.
     formats : master files to write, from ("wav", "mp3", "flac"); stems are always WAV.
     only : layers to re-render; the others' stems are read back from ``out_dir/stems``.
-    stems_done : called once every stem is written, before the master: the master and the MP3
-        leave a core idle for other work (``lofi generate`` draws its pictures then).
     title : the title tagged into the WAVs and the MP3 (default ``DEFAULT_TITLE``);
     section_effects : (start s, end s, layer, effects added), e.g. a low-passed intro.
 
@@ -340,8 +338,6 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
                                 keep=only is not None)
             chains = pool.submit(master_chains, master, seed, (2, n_samples), rate)
             _finish([*jobs, noise])
-        if stems_done is not None:
-            stems_done()
         result, mp3_peak = _master_files(summed, master, rate, seed, chains, noise.result(),
                                          mixes, clock, pool, tags)
     files = [stem_dir / f"{n}.{kind}" for n in todo for kind in ("wav", "mid")]

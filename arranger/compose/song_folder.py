@@ -51,16 +51,15 @@ def write_song(folder: Path, score: Score, preset: Preset, manifest: Manifest, o
     for name in stale:
         (folder / name).unlink()
     if output.pictures:
-        with Pictures(folder, score, preset) as pictures:
-            _render(folder, score, preset, manifest, output, only, go=pictures.go)
-            pictures.go()
+        with Pictures(folder, score, preset):
+            _render(folder, score, preset, manifest, output, only)
     else:
-        _render(folder, score, preset, manifest, output, only, go=None)
+        _render(folder, score, preset, manifest, output, only)
     return stale
 
 
 def _render(folder: Path, score: Score, preset: Preset, manifest: Manifest, output: Output,
-            only: set[str] | None, go) -> None:
+            only: set[str] | None) -> None:
     if not output.render:
         return
     from arranger.audio.produce import produce_audio
@@ -69,7 +68,7 @@ def _render(folder: Path, score: Score, preset: Preset, manifest: Manifest, outp
     title = f"{preset.name} (seed {manifest.seed})"
     produce_audio(midi, preset.layers, preset.master, preset.render, folder, swing=score.swing,
                   seed=manifest.render_seed, formats=output.formats,
-                  only=_to_render(folder, only, midi), progress=output.progress, stems_done=go,
+                  only=_to_render(folder, only, midi), progress=output.progress,
                   title=title, section_effects=_section_effects(score, preset))
     if output.loop or (folder / "loop").is_dir():  # a loop kept must match the score, too
         from arranger.audio.loop import produce_loop
