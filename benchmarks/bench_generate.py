@@ -56,6 +56,7 @@ class Timing:
     seconds: float  # best wall time
     runs: int
     cpu_seconds: float = 0.0  # best process time: the figure to compare on a busy machine
+    blas_threads: int = 1  # what generation started with then (it follows the load average)
 
 
 TARGET_B1_SECONDS = 0.35  # issue #15: 64 bars at batch 1, whole
@@ -65,14 +66,17 @@ TARGET_B16_RATIO = 2.0  # ... and 16 variations in at most this many times one
 def time_compose(models: Models, bars: int, variations: int = 1, repeat: int = 3,
                  device: torch.device | None = None) -> Timing:
     """Best of ``repeat`` runs; ``device`` None is the numpy fast path, else PyTorch there."""
+    from arranger.compose.threads import default_blas_threads
+
     plan = bench_plan(bars)
     compose(models, bench_plan(2), seed=0, device=device)  # warm-up
+    threads = default_blas_threads()
     best = cpu = float("inf")
     for r in range(repeat):
         t, c = time.perf_counter(), time.process_time()
         compose(models, plan, seed=r, variations=variations, device=device)
         best, cpu = min(best, time.perf_counter() - t), min(cpu, time.process_time() - c)
-    return Timing(best, repeat, cpu)
+    return Timing(best, repeat, cpu, threads)
 
 
 def model_seconds(models: Models, bars: int, repeat: int = 3) -> float:
@@ -117,10 +121,9 @@ def report(models: Models, bars: int) -> None:
     win1 = time_compose(windowed(models), bars, repeat=1, device=cpu)
     win16 = time_compose(windowed(models), bars, 16, repeat=1, device=cpu)
     model = model_seconds(models, bars)
-    from arranger.compose.threads import default_blas_threads
-
     print(f"{bars} bars, 3 layer models, CPU (generation_mode: 1 torch thread, "
-          f"{default_blas_threads()} BLAS threads at the machine's load now)")
+          f"{one.blas_threads} and {sixteen.blas_threads} BLAS threads at b1 and b16: they "
+          "follow the load average)")
     print(f"  numpy stateful    b1 {one.seconds:6.3f} s   b16 {sixteen.seconds:6.3f} s "
           f"({sixteen.seconds / one.seconds:.2f}x one; targets <= {TARGET_B1_SECONDS} s and "
           f"<= {TARGET_B16_RATIO:g}x)")

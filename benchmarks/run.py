@@ -103,11 +103,11 @@ def generation(bars: int) -> dict[str, float]:
         windowed,
     )
 
-    from arranger.compose.threads import default_blas_threads
     from arranger.weights import load_models
 
     models, cpu = load_models(), torch.device("cpu")
-    one, sixteen = time_compose(models, bars).seconds, time_compose(models, bars, 16, 2).seconds
+    b1, b16 = time_compose(models, bars), time_compose(models, bars, 16, 2)
+    one, sixteen = b1.seconds, b16.seconds
     torch1 = time_compose(models, bars, device=cpu).seconds
     torch16 = time_compose(models, bars, 16, repeat=2, device=cpu).seconds
     win1 = time_compose(windowed(models), bars, repeat=1, device=cpu).seconds
@@ -115,7 +115,8 @@ def generation(bars: int) -> dict[str, float]:
     model = model_seconds(models, bars)
     print(f"\n## Generation ({bars} bars)")
     print(f"{bars} bars, 3 layer models, CPU (generation_mode: 1 torch thread, "
-          f"{default_blas_threads()} BLAS threads at the load now)")
+          f"{b1.blas_threads} and {b16.blas_threads} BLAS threads at b1 and b16: they follow "
+          "the load average)")
     print(f"  numpy stateful    b1 {one:6.3f} s   b16 {sixteen:6.3f} s "
           f"({sixteen / one:.2f}x one; targets <= {TARGET_B1_SECONDS} s and "
           f"<= {TARGET_B16_RATIO:g}x)")
