@@ -68,6 +68,13 @@ def test_streams_that_never_agree_are_not_spliced(song):
     assert mp3_parts.spliced([one, other], [0, 100], [124], RATE) is None
 
 
+def test_a_stream_without_lames_tag_is_not_spliced(song):
+    audio, one = song
+    frames = mp3_parts.frames_of(one, RATE)
+    plain = one[frames[0][1] :]  # the audio frames without the info frame ahead of them
+    assert mp3_parts.spliced([plain, plain], [0, 0], [100], RATE) is None
+
+
 def test_short_audio_and_other_rates_are_encoded_whole():
     short = music_like(2.0)
     assert mp3_parts.encode(short, RATE, "V2", 4) == mp3_parts.encode_one(short, RATE, "V2")

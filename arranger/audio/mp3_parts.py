@@ -117,7 +117,8 @@ def frames_of(stream: bytes, sample_rate: int) -> list[tuple[int, int]] | None:
 def spliced(streams: Sequence[bytes], first_frames: Sequence[int], splits: Sequence[int],
             sample_rate: int) -> bytes | None:
     """The streams joined into one: stream ``i`` begins at song frame ``first_frames[i]``, and
-    hands over to the next near song frame ``splits[i]``. None if a join is not found."""
+    hands over to the next near song frame ``splits[i]``. None if a join is not found, or
+    the streams are not LAME's as this module knows them."""
     framed = [frames_of(s, sample_rate) for s in streams]
     if any(f is None for f in framed):
         return None
@@ -165,9 +166,10 @@ def _join(before: bytes, framed_before: list[tuple[int, int]], first_before: int
     return None
 
 
-def info_frame(head: bytes, tail: bytes, frames: Sequence[bytes]) -> bytes:
+def info_frame(head: bytes, tail: bytes, frames: Sequence[bytes]) -> bytes | None:
     """The stream of these audio frames behind LAME's Xing/Info frame: ``head``'s (the first
-    part's), with the counts, seek table, CRCs and ``tail``'s (the last part's) end padding.
+    part's), with the counts, seek table, CRCs and ``tail``'s (the last part's) end padding;
+    None unless both are LAME's tag with all four Xing fields.
 
     Layout (MPEG-1 stereo/mono side info, then "Xing"/"Info"): flags, frames, bytes, 100-entry
     seek table, quality, then the LAME tag: encoder delay + padding (12 + 12 bits) at 141 past
@@ -176,9 +178,9 @@ def info_frame(head: bytes, tail: bytes, frames: Sequence[bytes]) -> bytes:
     """
     frame, music = bytearray(head), b"".join(frames)
     tag = _tag_offset(frame)
-    if tag is None or _tag_offset(tail) != tag or int.from_bytes(frame[tag + 4 : tag + 8],
-                                                                 "big") != 15:
-        raise ValueError("MP3 info frame: not LAME's Xing tag with all four fields")
+    if (tag is None or _tag_offset(tail) != tag or frame[tag + 120 : tag + 124] != b"LAME"
+            or int.from_bytes(frame[tag + 4 : tag + 8], "big") != 15):
+        return None
     total = len(frame) + len(music)
     frame[tag + 8 : tag + 12] = len(frames).to_bytes(4, "big")
     frame[tag + 12 : tag + 16] = total.to_bytes(4, "big")
@@ -194,8 +196,9 @@ def info_frame(head: bytes, tail: bytes, frames: Sequence[bytes]) -> bytes:
 
 
 def _tag_offset(frame: bytes) -> int | None:
-    """Where "Xing"/"Info" sits: after the header and the side info (17 bytes mono, 32 not)."""
-    at = 4 + (17 if (frame[3] >> 6) == 3 else 32)
+    """Where "Xing"/"Info" sits: after the header, its CRC if any, and the side info (17 bytes
+    mono, 32 not)."""
+    at = 4 + 2 * (not frame[1] & 1) + (17 if (frame[3] >> 6) == 3 else 32)
     return at if frame[at : at + 4] in (b"Xing", b"Info") else None
 
 
