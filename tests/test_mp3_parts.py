@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile
 
 from arranger.audio import mp3_parts
-from arranger.audio.files import read_audio, write_mp3
+from arranger.audio.files import read_audio, read_mp3, write_mp3
 
 RATE = 44100
 
@@ -55,9 +56,9 @@ def test_the_stream_has_no_bit_reservoir_and_decodes_to_its_length(song, tmp_pat
 def test_a_decode_in_stretches_is_the_whole_files(song, tmp_path):
     audio, one = song
     (tmp_path / "a.mp3").write_bytes(one)
-    whole, _ = read_audio(tmp_path / "a.mp3")
+    whole, _ = soundfile.read(tmp_path / "a.mp3", dtype="float32", always_2d=True)
     for parts in (1, 2, 3):
-        assert np.array_equal(mp3_parts.decode(tmp_path / "a.mp3", parts), whole)
+        assert np.array_equal(read_mp3(tmp_path / "a.mp3", parts)[0], whole.T)
 
 
 def test_streams_that_never_agree_are_not_spliced(song):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -94,12 +95,33 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read a whole file; returns ((channels, samples) float32, sample rate in Hz).
 
     MP3s are decoded by libsndfile (soundfile), which drops the encoder's padding: the exact
-    length that was written. pedalboard would return ~1,800 samples more.
+    length that was written (pedalboard would return ~1,800 samples more). They are decoded in
+    stretches side by side (:func:`read_mp3`); the array is then a view of a samples-by-channels
+    buffer.
     """
     if Path(path).suffix.lower() == ".mp3":
-        import soundfile
-
-        audio, rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
-        return np.ascontiguousarray(audio.T), int(rate)
+        return read_mp3(path)
     with AudioFile(str(path)) as f:
         return f.read(f.frames).astype(np.float32, copy=False), int(f.samplerate)
+
+
+def read_mp3(path: str | os.PathLike, parts: int | None = None) -> tuple[np.ndarray, int]:
+    """An MP3 decoded in ``parts`` stretches side by side (default: one per core,
+    :func:`arranger.audio.mp3_parts.default_parts`): libsndfile's seeks are sample-exact
+    (mpg123 decodes the frames before a seek point again), so the stretches join into the
+    whole file's decode."""
+    import soundfile
+
+    parts = mp3_parts.default_parts() if parts is None else max(1, parts)
+    with soundfile.SoundFile(os.fspath(path)) as f:
+        out, rate = np.empty((f.frames, f.channels), np.float32), int(f.samplerate)
+    bounds = [round(i * len(out) / parts) for i in range(parts + 1)]
+
+    def stretch(i: int) -> None:
+        with soundfile.SoundFile(os.fspath(path)) as f:
+            f.seek(bounds[i])
+            f.read(out=out[bounds[i] : bounds[i + 1]])
+
+    with ThreadPoolExecutor(parts) as pool:  # libsndfile decodes without the GIL
+        list(pool.map(stretch, range(parts)))
+    return out.T, rate

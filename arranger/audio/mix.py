@@ -16,10 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from arranger.audio import mp3_parts
 from arranger.audio.config import BUS_REFERENCE_LUFS, LayerSound, MasterSound, derive_seed
 from arranger.audio.effects import EFFECTS
-from arranger.audio.files import write_mp3
+from arranger.audio.files import read_audio, write_mp3
 from arranger.audio.fx import (
     Effect,
     apply_chain,
@@ -313,7 +312,7 @@ def write_mp3_master(path: Path, master: np.ndarray | Limited, sample_rate: int,
         source = true_peak_limit(master, sample_rate, ceiling_dbtp - MP3_MARGIN_DB)
     for _ in range(2):
         write_mp3(path, source, sample_rate)
-        peak = true_peak_db(mp3_parts.decode(path), sample_rate)
+        peak = true_peak_db(read_audio(path)[0], sample_rate)
         if peak <= ceiling_dbtp:
             break
         source *= np.float32(db_to_gain(ceiling_dbtp - MP3_MARGIN_DB - peak))

@@ -48,18 +48,19 @@ def encode_one(audio: np.ndarray, sample_rate: int, quality: str) -> bytes:
     return out.getvalue()
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity, not the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def default_parts() -> int:
+    """One part per core this process may run on (its affinity), at most ``MAX_PARTS``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, MAX_PARTS))
 
 
 def encode(audio: np.ndarray, sample_rate: float, quality: str, parts: int | None = None
            ) -> bytes:
     """The MP3 of (channels, samples) float32 ``audio``: ``encode_one``'s bytes, written by
-    ``parts`` encoders (default: one per usable core, at most ``MAX_PARTS``) side by side
+    ``parts`` encoders (default: :func:`default_parts`) side by side
     where the audio allows (see the module docstring)."""
     sample_rate = int(sample_rate) if float(sample_rate).is_integer() else sample_rate
-    parts = min(usable_cores(), MAX_PARTS) if parts is None else parts
+    parts = default_parts() if parts is None else parts
     n_frames = audio.shape[-1] // FRAME
     parts = min(parts, n_frames // MIN_PART_FRAMES)
     if parts < 2 or sample_rate not in MPEG1_RATES:
@@ -74,29 +75,6 @@ def encode(audio: np.ndarray, sample_rate: float, quality: str, parts: int | Non
         streams += [job.result() for job in rest]
     joined = spliced(streams, firsts, splits, sample_rate)
     return joined if joined is not None else encode_one(audio, sample_rate, quality)
-
-
-def decode(path: str | os.PathLike, parts: int | None = None) -> np.ndarray:
-    """An MP3 file decoded, (channels, samples) float32 (a view of one samples-by-channels
-    buffer: no copy), in ``parts`` stretches side by side (default: one per usable core):
-    libsndfile's seeks are sample-exact (mpg123 decodes the frames before a seek point again),
-    so the stretches join into the whole file's decode.
-    """
-    import soundfile
-
-    parts = max(1, min(usable_cores(), MAX_PARTS) if parts is None else parts)
-    with soundfile.SoundFile(os.fspath(path)) as f:
-        out = np.empty((f.frames, f.channels), np.float32)
-    bounds = [round(i * len(out) / parts) for i in range(parts + 1)]
-
-    def stretch(i: int) -> None:
-        with soundfile.SoundFile(os.fspath(path)) as f:
-            f.seek(bounds[i])
-            f.read(out=out[bounds[i] : bounds[i + 1]])
-
-    with ThreadPoolExecutor(parts) as pool:  # libsndfile decodes without the GIL
-        list(pool.map(stretch, range(parts)))
-    return out.T
 
 
 def frames_of(stream: bytes, sample_rate: int) -> list[tuple[int, int]] | None:
