@@ -249,43 +249,39 @@ def _mp3(path: Path, master: np.ndarray | Limited, rate: int, ceiling_dbtp: floa
     return peak
 
 
-class _EarlyMp3:
-    """The MP3 job, started from the master's limiter input as soon as its gain is known
+class _Mp3Job:
+    """The MP3, started from the master's limiter input as soon as its gain is known
     (``normalise``'s ``on_limited``): the encoder, by far the slowest export, runs while the
-    master's own true peak is checked and the other files are written."""
+    master's own true peak is checked and the other files are written. A master the limiter
+    never reported (silence) is encoded as it is."""
 
     def __init__(self, path: Path | None, rate: int, ceiling_dbtp: float, clock: _Clock,
                  pool: ThreadPoolExecutor, tags: SongTags) -> None:
-        self.path, self.job = path, None
+        self.path, self.job, self.pool = path, None, pool
         self.start = functools.partial(_mp3, path, rate=rate, ceiling_dbtp=ceiling_dbtp,
                                        clock=clock, tags=tags)
-        self.pool = pool
 
-    def __call__(self, source: Limited) -> None:
-        if self.path is not None:
+    def __call__(self, source: Limited | np.ndarray) -> None:
+        """Start encoding ``source`` (once: a later call does nothing)."""
+        if self.path is not None and self.job is None:
             self.job = self.pool.submit(self.start, source)
 
+    def peak(self) -> float | None:
+        """The decoded MP3's true peak in dBTP, once written (None without an MP3)."""
+        return None if self.job is None else self.job.result()
 
-def _export(paths: list[Path], master: Normalised, rate: int, ceiling_dbtp: float,
-            clock: _Clock, pool: ThreadPoolExecutor, tags: SongTags,
-            early: _EarlyMp3) -> float | None:
-    """Write the master files in parallel, the MP3 first unless ``early`` started it; returns
-    the decoded MP3's true peak in dBTP (None without an MP3)."""
-    def export(path: Path) -> float | None:
-        if path.suffix == ".mp3":
-            return _mp3(path, master.audio, rate, ceiling_dbtp, clock, tags)
+
+def _export(paths: list[Path], master: Normalised, rate: int, clock: _Clock,
+            pool: ThreadPoolExecutor, tags: SongTags) -> None:
+    """Write the WAV and FLAC masters in parallel."""
+    def export(path: Path) -> None:
         with clock.stage("export mix", path.name):
             if path.suffix == ".wav":
                 write_tagged_wav(path, master.audio, rate, tags)
             else:
                 write_flac(path, master.audio, rate)
-        return None
 
-    todo = [p for p in paths if early.job is None or p.suffix != ".mp3"]
-    peaks = list(pool.map(export, sorted(todo, key=lambda path: path.suffix != ".mp3")))
-    if early.job is not None:
-        peaks.append(early.job.result())
-    return next((p for p in peaks if p is not None), None)
+    list(pool.map(export, paths))
 
 
 def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound],
@@ -361,21 +357,23 @@ def _master_files(summed: _StemSum, master: MasterSound, rate: int, seed: int,
                   chains: Future, noise: np.ndarray | None, mixes: list[Path], clock: _Clock,
                   pool: ThreadPoolExecutor, tags: SongTags) -> tuple[Normalised, float | None]:
     """The master, and its files written (``mixes``): the master and its MP3's true peak."""
-    early = _EarlyMp3(next((p for p in mixes if p.suffix == ".mp3"), None), rate,
-                      master.true_peak_dbtp, clock, pool, tags)
+    mp3 = _Mp3Job(next((p for p in mixes if p.suffix == ".mp3"), None), rate,
+                  master.true_peak_dbtp, clock, pool, tags)
     with clock.stage("master"):
-        result = _master(summed, master, rate, seed, chains, pool, noise, early)
-    return result, _export(mixes, result, rate, master.true_peak_dbtp, clock, pool, tags, early)
+        result = _master(summed, master, rate, seed, chains, pool, noise, mp3)
+    mp3(result.audio)  # unless the limiter's input already started it
+    _export([p for p in mixes if p.suffix != ".mp3"], result, rate, clock, pool, tags)
+    return result, mp3.peak()
 
 
 def _master(summed: _StemSum, master: MasterSound, rate: int, seed: int,
             chains: Future, pool: ThreadPoolExecutor, noise: np.ndarray | None,
-            early: _EarlyMp3) -> Normalised:
-    """The master of the summed stems and the ``fx`` stem (``early`` gets its limiter's
+            mp3: _Mp3Job) -> Normalised:
+    """The master of the summed stems and the ``fx`` stem (``mp3`` gets its limiter's
     input); silence, unmeasured, when no layer is enabled."""
     if summed.total is None:
         return Normalised(np.zeros((2, summed.n_samples), np.float32), -math.inf, -math.inf)
     if noise is None:  # the bus makes none: nothing to add (not "make it here")
         noise = np.zeros((2, summed.n_samples), np.float32)
     return master_measured(summed.total, master, rate, seed, chains.result(), pool, noise,
-                           on_limited=early)
+                           on_limited=mp3)
