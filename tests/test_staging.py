@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from arranger.compose import coordinator
+from arranger.compose import coordinator, sections
 from arranger.compose.coordinator import (
     Generated,
     compose,
@@ -222,7 +222,7 @@ def test_the_prefix_is_judged_on_the_songs_form(models):
     plan = plan_of()
     gen = generate_tokens(models, plan, candidates_forced(plan, models, 1, 1), 1)
     head = to_scores(gen.until(6), plan.with_song(bars=6), models, bass=False)[0]
-    judged = coordinator._judged(head, plan.form, 6)
+    judged = sections.judged(head, plan.form, 6)
     assert judged.bars == 5 and np.array_equal(judged.melody, head.melody[16:])
     whole = to_scores(gen, plan, models, bass=False)[0]
-    assert coordinator._judged(whole, plan.form, 10).bars == 7  # A, B, A: no outro
+    assert sections.judged(whole, plan.form, 10).bars == 7  # A, B, A: no outro

@@ -67,8 +67,9 @@ def rank_key(score: Score, loglik: float, expect: Expect,
 
 
 def best_of(scores: Sequence[Score], loglik: np.ndarray, k: int, expect: Expect = Expect(),
-            style: StyleDistance | None = None) -> list[int]:
-    """Index of the chosen candidate for every group of ``k`` consecutive candidates.
+            style: StyleDistance | None = None, keep: int = 1) -> list[int]:
+    """Index of the chosen candidate for every group of ``k`` consecutive candidates (the
+    ``keep`` best, best first, with ``keep`` > 1: see :func:`top_rows`).
 
     Parameters
     ----------
@@ -87,12 +88,7 @@ def best_of(scores: Sequence[Score], loglik: np.ndarray, k: int, expect: Expect 
     if k == 1:
         return list(range(len(scores)))
     keys = [rank_key(s, float(ll), expect, style) for s, ll in zip(scores, loglik, strict=True)]
-    chosen = []
-    for start in range(0, len(scores), k):
-        group = range(start, start + k)
-        # max() keeps the first of equal keys: the earliest candidate wins a tie.
-        chosen.append(max(group, key=lambda i: keys[i]))
-    return chosen
+    return top_rows(keys, k, keep)
 
 
 def _drum_key(score: Score, loglik: float, expect: Expect, style: StyleDistance | None
@@ -119,11 +115,7 @@ def choose_rows(scores: Sequence[Score], loglik: Mapping[str, np.ndarray], k: in
     """
     total = np.sum([loglik[layer] for layer in loglik], axis=0)
     if not drums_apart or k == 1:
-        if keep == 1:
-            rows = best_of(scores, total, k, expect, style)
-        else:
-            rows = top_rows([rank_key(s, float(ll), expect, style)
-                             for s, ll in zip(scores, total, strict=True)], k, keep)
+        rows = best_of(scores, total, k, expect, style, keep)
         return rows, rows
     rest = total - loglik["drums"]
     song_keys = [_without_groove(s, ll, expect) for s, ll in zip(scores, rest, strict=True)]
@@ -134,12 +126,8 @@ def choose_rows(scores: Sequence[Score], loglik: Mapping[str, np.ndarray], k: in
 
 def top_rows(keys: Sequence[tuple], k: int, keep: int = 1) -> list[int]:
     """The ``keep`` best (largest key) of every group of ``k`` consecutive candidates, best
-    first; of equal keys the earliest first (``max`` picks it, and a stable sort keeps it)."""
+    first; of equal keys the earliest first (a stable sort keeps their order, reversed too)."""
     chosen = []
     for start in range(0, len(keys), k):
-        group = range(start, start + k)
-        if keep == 1:
-            chosen.append(max(group, key=lambda i: keys[i]))
-        else:
-            chosen += sorted(group, key=lambda i: keys[i], reverse=True)[:keep]
+        chosen += sorted(range(start, start + k), key=lambda i: keys[i], reverse=True)[:keep]
     return chosen

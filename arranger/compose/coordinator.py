@@ -226,7 +226,8 @@ def best_rows(gen: Generated, plan: Plan, models: Models, k: int, bars: int | No
     song = plan.song
     bars = song.bars if bars is None else bars
     head = plan if bars == song.bars else plan.with_song(bars=bars)  # the form stays the song's
-    scores = [_judged(s, plan.form, bars) for s in to_scores(gen, head, models, bass=False)]
+    scores = [sections.judged(s, plan.form, bars)
+              for s in to_scores(gen, head, models, bass=False)]
     tokens = {"chords": bars * BEATS_PER_BAR, "melody": bars * STEPS_PER_BAR,
               "drums": bars * STEPS_PER_BAR}
     loglik = {layer: gen.loglik[layer] / tokens[layer] for layer in gen.loglik}
@@ -241,11 +242,3 @@ def drums_apart(models: Models) -> bool:
     """Whether a song's drums may come from another candidate than its chords and melody: the
     drum model is blind to them (the shipped one is), so its drums do not depend on them."""
     return set(LAYER_SPECS["drums"].unknowable) <= set(models.drums.inference.blind_conditions)
-
-
-def _judged(score: Score, form: sections.Form | None, bars: int) -> Score:
-    """The bars the checks judge (:func:`arranger.compose.sections.judged`) among the song's
-    first ``bars``, which ``score`` holds: a drumless intro is no missing groove."""
-    if form is None or bars == len(form.part_of):
-        return sections.judged(score, form)
-    return sections.bars_of(score, np.flatnonzero(form.judged_bars()[:bars]))

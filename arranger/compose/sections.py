@@ -240,12 +240,14 @@ def bars_of(score: Score, bars: np.ndarray) -> Score:
                                **cut)
 
 
-def judged(score: Score, form: Form | None) -> Score:
+def judged(score: Score, form: Form | None, bars: int | None = None) -> Score:
     """The bars of ``score`` the musical checks judge (:meth:`Form.judged_bars`), as a score:
-    the whole score without a form."""
-    if form is None or form.judged_bars().all():
+    the whole score without a form. With ``bars``, ``score`` holds only the song's first
+    ``bars`` bars (a candidate ranked part-way), judged as the song's form judges them."""
+    if form is None:
         return score
-    return bars_of(score, np.flatnonzero(form.judged_bars()))
+    judged_bars = form.judged_bars()[:bars]
+    return score if judged_bars.all() else bars_of(score, np.flatnonzero(judged_bars))
 
 
 def played(score: Score, form: Form | None, layer: str) -> Score | None:
