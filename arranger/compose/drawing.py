@@ -1,11 +1,11 @@
 """The pictures of a song (pianoroll.png, score.musicxml), drawn in a process that dies with us.
 
 The drawing process is forked once the score exists and draws at once, at a lower priority
-(nice 10): it is pure Python (music21 alone takes a second to import) and runs in the gaps the
-audio leaves, e.g. while the first layers' synthesis waits for the GIL during scipy's import.
-It used to wait for the stems to be done, when the master and the MP3 left a core idle; the MP3
-now encodes on both cores, and drawing from the start was 0.7 s faster for a whole song
-(alternated runs, benchmarks/RESULTS.md). On Linux it asks the kernel to kill it when we die.
+(nice 10): it is pure Python (music21 alone takes a second to import) and so runs in the gaps
+the audio leaves (the first layers' synthesis waiting for the GIL during scipy's import, the
+serial end of the MP3 check). Held back until the stems were done, it finished alone after the
+MP3, which takes both cores (0.4-0.7 s slower a song: benchmarks/RESULTS.md). On Linux it asks
+the kernel to kill it when we die.
 """
 
 from __future__ import annotations
