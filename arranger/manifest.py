@@ -18,15 +18,8 @@ from typing import Any
 from arranger.atomic import write_text
 from arranger.errors import InputError
 from arranger.score import LAYERS
-from arranger.settings import (
-    FileError,
-    Settings,
-    SongSettings,
-    parse,
-    setting,
-    spec_of,
-    unreadable_reason,
-)
+from arranger.settings import FileError, Settings, parse, setting, spec_of, unreadable_reason
+from arranger.song_settings import SongSettings
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1

@@ -22,14 +22,13 @@ from arranger.score import LAYERS, Key
 from arranger.settings import (
     INTERNAL,
     FileError,
-    Sampling,
     Settings,
-    SongSettings,
     parse,
     setting,
     split_where,
     unreadable_reason,
 )
+from arranger.song_settings import Sampling, SongSettings
 from tracks.layers import MODEL_LAYERS
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"

@@ -15,7 +15,7 @@ import torch
 
 from arranger.compose.coordinator import Models, compose
 from arranger.compose.plan import Plan
-from arranger.settings import SongSettings
+from arranger.song_settings import SongSettings
 from arranger.weights import load_models
 from tracks.model import LayerWeights
 

@@ -10,7 +10,7 @@ from arranger.evaluation import checks
 from arranger.evaluation.drum_stats import bar_hits, drum_stats, groove_bars, identical_steps
 from arranger.evaluation.preset_checks import resolve_presets, same_drums
 from arranger.score import HOLD, REST, Chord, Key, Score
-from arranger.settings import SongSettings
+from arranger.song_settings import SongSettings
 from tests.helpers import make_score
 
 KICK, SNARE, HAT, CRASH, RIDE = 1, 1 << 1, 1 << 2, 1 << 7, 1 << 8

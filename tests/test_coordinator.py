@@ -9,7 +9,7 @@ from arranger.compose import phrasing
 from arranger.compose.coordinator import compose, generate_tokens
 from arranger.compose.plan import FREE, Forced, Plan
 from arranger.score import HOLD, REST, Chord, Key
-from arranger.settings import Sampling, SongSettings
+from arranger.song_settings import Sampling, SongSettings
 from tests.helpers import tiny_models
 from tracks import chords as chord_track
 from tracks import melody as melody_track

@@ -8,7 +8,7 @@ import torch
 
 from arranger.compose.coordinator import Models, compose
 from arranger.compose.plan import Plan
-from arranger.settings import SongSettings
+from arranger.song_settings import SongSettings
 from arranger.weights import folders, joined, load_models, weights_hash
 from tests.helpers import save_models, tiny_models
 from tracks.ensemble import EnsembleStep, EnsembleWeights

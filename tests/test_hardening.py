@@ -15,7 +15,7 @@ import torch
 from arranger import midi_io
 from arranger.compose.coordinator import compose
 from arranger.compose.plan import Forced, Plan
-from arranger.settings import SongSettings
+from arranger.song_settings import SongSettings
 from tests.helpers import make_score, save_models, tiny_models
 from tracks.model import WeightsError, load_weights, save_weights
 

@@ -10,7 +10,7 @@ import torch
 
 from arranger.compose.coordinator import compose
 from arranger.compose.plan import Plan
-from arranger.settings import SongSettings
+from arranger.song_settings import SongSettings
 from tests.helpers import tiny_models
 from tracks import chords, melody
 from tracks.inference import NumpyStep, fast_step

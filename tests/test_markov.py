@@ -8,7 +8,7 @@ from arranger.compose.coordinator import compose
 from arranger.compose.plan import Plan
 from arranger.corpus.piece import Song
 from arranger.evaluation.markov import MarkovConfig, fit_markov, markov_models, train_markov
-from arranger.settings import SongSettings
+from arranger.song_settings import SongSettings
 from arranger.training.layer_data import IGNORE, unigram_bits
 from arranger.training.train import TrainConfig, evaluate_bits, prepare_layer
 from tests.helpers import make_score

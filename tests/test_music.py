@@ -171,7 +171,7 @@ def test_a_kit_without_hats_keeps_time_on_the_ride():
 
 def _plan(**song):
     from arranger.compose.plan import Plan
-    from arranger.settings import SongSettings
+    from arranger.song_settings import SongSettings
 
     return Plan(SongSettings(**({"drum_loop_bars": 2, "melody_gap_bars": 0.0} | song)), {})
 

@@ -16,7 +16,7 @@ from arranger.compose.sections import Form, Section, fit
 from arranger.compose.song_folder import Output
 from arranger.errors import InputError
 from arranger.preset import load_preset
-from arranger.settings import SongSettings
+from arranger.song_settings import SongSettings
 from tests.helpers import save_models, tiny_models
 
 MIDI_ONLY = Output(render=False, pictures=False, progress=False)

@@ -17,7 +17,8 @@ from arranger.errors import InputError
 from arranger.manifest import HistoryEntry, Manifest
 from arranger.preset import Preset
 from arranger.score import Chord, Key, Score
-from arranger.settings import Sampling, SongSettings, dump, parse, spec_of
+from arranger.settings import dump, parse, spec_of
+from arranger.song_settings import Sampling, SongSettings
 
 CONFIGS = [SongSettings, Sampling, LayerSound, MasterSound, RenderSettings, Preset, Manifest,
            HistoryEntry, *(kind.params for kind in effects.EFFECTS.values())]

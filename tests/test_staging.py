@@ -20,7 +20,7 @@ from arranger.compose.sampling import RowStreams, no_grad
 from arranger.compose.sections import Section
 from arranger.compose.staging import SURVIVORS, Walk, kept_rows, stage_bar
 from arranger.preset import load_preset
-from arranger.settings import SongSettings
+from arranger.song_settings import SongSettings
 from tests.helpers import tiny_models
 from tracks.weights_file import InferenceSettings
 

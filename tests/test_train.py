@@ -9,7 +9,7 @@ import torch
 from arranger.compose.coordinator import compose
 from arranger.compose.plan import Plan
 from arranger.corpus.piece import Song
-from arranger.settings import SongSettings
+from arranger.song_settings import SongSettings
 from arranger.training.layer_data import is_validation
 from arranger.training.train import TrainConfig, prepare_layer, resolve_device, train_layer
 from arranger.weights import load_models
@@ -103,7 +103,7 @@ def test_conditions_never_seen_known_are_recorded_as_blind():
 
 def test_blind_conditions_are_fed_unknown_at_generation():
     from arranger.compose.sampling import Stepper
-    from arranger.settings import Sampling
+    from arranger.song_settings import Sampling
     from tests.helpers import tiny_models
     from tracks.layers import DRUMS
     from tracks.weights_file import InferenceSettings

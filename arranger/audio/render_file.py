@@ -29,7 +29,8 @@ from arranger.errors import InputError
 from arranger.midi_io import group_layers, read_pretty_midi
 from arranger.preset import load_preset
 from arranger.score import BEATS_PER_BAR
-from arranger.settings import SongSettings, spec_of
+from arranger.settings import spec_of
+from arranger.song_settings import SongSettings
 
 SLOWEST_TEMPO_BPM = spec_of(SongSettings, "tempo_bpm").low
 MAX_SECONDS = MAX_BARS * BEATS_PER_BAR * 60.0 / SLOWEST_TEMPO_BPM  # generate's longest song

@@ -1,6 +1,6 @@
 """What the coordinator is asked to write: the plan, the forced tokens and the repeat rules.
 
-The plan is the preset's :class:`arranger.settings.SongSettings` plus what generation adds (the
+The plan is the preset's :class:`arranger.song_settings.SongSettings` plus what generation adds (the
 parsed key, sampling per layer, the bass seed); everything else is derived from the song
 settings here, never restated.
 """
@@ -16,7 +16,7 @@ import numpy as np
 from arranger.compose import sections
 from arranger.evaluation.checks import PHRASE_BARS
 from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, Chord, Key
-from arranger.settings import Sampling, SongSettings
+from arranger.song_settings import Sampling, SongSettings
 from tracks import chords as chord_track
 
 FREE = -1  # forced-token value meaning "the model chooses"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from arranger.compose.plan import FREE
-from arranger.settings import Sampling
+from arranger.song_settings import Sampling
 from tracks.common import BOS
 from tracks.ensemble import is_numpy_stepper, stepper
 from tracks.layers import LayerSpec

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import arranger.audio.config as audio_config  # a module: settings may be importing it now
+import arranger.audio.config as audio_config
 from arranger.score import BEATS_PER_BAR, LAYERS, REST, STEPS_PER_BAR, Score
 from arranger.settings import Settings, setting
 

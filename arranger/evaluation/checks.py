@@ -23,7 +23,7 @@ from arranger.score import (
     Score,
     note_spans,
 )
-from arranger.settings import SongSettings
+from arranger.song_settings import SongSettings
 
 MIN_GROOVE_SHARE = 0.75  # "in at least three bars of four"
 PHRASE_BARS = 4  # a phrase: melody phrases end, and drum fills end, every this many bars

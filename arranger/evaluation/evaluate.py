@@ -63,7 +63,7 @@ from arranger.evaluation.sets import (
     with_chords,
 )
 from arranger.score import BEATS_PER_BAR, STEPS_PER_BAR, Score
-from arranger.settings import Sampling, SongSettings
+from arranger.song_settings import Sampling, SongSettings
 from arranger.training.layer_data import (
     Windows,
     is_validation,
