@@ -3,7 +3,7 @@
 ``audio`` is float32 of shape (channels, samples); every effect returns the same shape, so
 reverb and delay tails are cut at the end of the input (stems already carry a release tail).
 
-``TapeWobble``, ``VinylCrackle``, ``LowPass`` and ``HighPass`` are ours (numpy/scipy);
+``TapeWobble``, ``VinylCrackle``, ``LowPass`` and ``HighPass`` are ours (numpy, scipy's IIR loop);
 everything else is pedalboard. Chains come from ``EffectSpec`` lists (see
 ``arranger.audio.config``) through ``build_chain``.
 """
@@ -21,7 +21,7 @@ import pedalboard as pb
 
 from arranger.audio.config import EffectSpec, derive_seed
 from arranger.audio.effects import EFFECTS
-from arranger.audio.iir import guarded_sosfilt
+from arranger.audio.iir import butterworth_sos, guarded_sosfilt, sosfilt
 
 Effect = Callable[[np.ndarray, float], np.ndarray]
 CONTROL_STEP = 32  # samples between control points of slow modulations (wow, drift, rumble)
@@ -196,10 +196,9 @@ class VinylCrackle:
         """Mono noise band-passed to 8-35 Hz at the control rate, then upsampled; (1, n)."""
         control_rate = sample_rate / CONTROL_STEP
         points = rng.standard_normal(-(-shape[1] // CONTROL_STEP) + 1 + int(control_rate))
-        from scipy.signal import butter, sosfilt  # see _butterworth
-
-        band = butter(2, [8.0, 35.0], btype="bandpass", fs=control_rate, output="sos")
-        smooth = sosfilt(band, points)[int(control_rate) :]  # drop the filter's 1 s settling
+        band = butterworth_sos(2, (8.0, 35.0), control_rate, "bandpass")
+        smooth = sosfilt(band, points, np.zeros((len(band), 2)))[0][int(control_rate) :]
+        # (the filter's first second, its settling, dropped)
         smooth *= _db(self.rumble_db) / max(float(np.std(smooth)), 1e-12)
         return upsample_linear(smooth, CONTROL_STEP, shape[1])[None, :]
 
@@ -243,15 +242,10 @@ class _AddPrepared:
 
 def _butterworth(audio: np.ndarray, sample_rate: float, cutoff_hz: float, order: int,
                  kind: str) -> np.ndarray:
-    # Imported here, not with this module: scipy.signal takes ~0.8 s to import, which
-    # produce_audio overlaps with synthesis on a side thread.
-    from scipy.signal import butter
-
     nyquist = sample_rate / 2
     if kind == "lowpass" and cutoff_hz >= 0.99 * nyquist:
         return np.array(audio, dtype=np.float32)  # nothing to cut below Nyquist
-    sos = butter(order, min(cutoff_hz, 0.99 * nyquist), btype=kind, fs=sample_rate,
-                 output="sos")
+    sos = butterworth_sos(order, min(cutoff_hz, 0.99 * nyquist), sample_rate, kind)
     audio = np.atleast_2d(audio)
     out = np.empty(audio.shape, dtype=np.float32)
     for channel, samples in zip(out, audio, strict=True):
