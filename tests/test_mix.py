@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from arranger.audio.config import EffectSpec, LayerSound, MasterSound, RenderSettings
+from arranger.audio.config import EffectSpec, LayerSound, MasterSound, RenderSettings, derive_seed
 from arranger.audio.files import read_audio, write_mp3
 from arranger.audio.loudness import integrated_loudness, true_peak_db
 from arranger.audio.mix import (
@@ -213,3 +213,24 @@ def test_the_mp3_source_is_the_masters_limiter_input_limited_lower(tmp_path):
     assert np.allclose(source.limited(-1.05), result.audio, atol=1e-6)
     peak = write_mp3_master(tmp_path / "mix.mp3", source, 44100, -1.0)
     assert peak <= -1.0
+
+
+MONO_SAFE = [EffectSpec(kind) for kind in ("LowPass", "HighPass", "Compressor", "TapeWobble",
+                                           "Bitcrush", "Chorus", "Distortion", "Delay")]
+
+
+@pytest.mark.parametrize("extra", [None, "Reverb", "VinylCrackle"])
+def test_a_centred_stem_is_processed_once_for_both_channels_with_the_same_result(extra):
+    from arranger.audio.fx import apply_chain, build_chain
+    from arranger.audio.mix import chain_and_pan, mono_through
+
+    centred = np.repeat(synthetic_stems(2.0)["bass"][:1], 2, axis=0)
+    sound = LayerSound(33, 0.0, 0.4, (*MONO_SAFE, *([EffectSpec(extra)] if extra else [])))
+    assert mono_through(centred, sound) is (extra is None)  # mixes or adds per channel: not
+    out = chain_and_pan(centred, sound, 44100, 7, "bass")
+    both = apply_chain(build_chain(sound.effects, derive_seed(7, "bass")), centred, 44100)
+    left, right = pan_gains(0.4)
+    assert np.array_equal(out, both * np.array([[left], [right]], np.float32))
+    wide = centred.copy()
+    wide[1, 100] += 0.01
+    assert not mono_through(wide, LayerSound(33, effects=MONO_SAFE))

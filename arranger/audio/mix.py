@@ -76,12 +76,22 @@ def chain_and_pan(stem: np.ndarray, sound: LayerSound, sample_rate: int, seed: i
                   name: str) -> np.ndarray:
     """The layer's chain, then its pan: (2, samples) float32, never ``stem``'s own memory."""
     chain = build_chain(sound.effects, derive_seed(seed, name))
-    out = as_stereo(apply_chain(chain, stem, sample_rate))
+    source = stem[:1] if mono_through(stem, sound) else stem  # the copy made after: the same
+    out = as_stereo(apply_chain(chain, source, sample_rate))
     if np.shares_memory(out, stem):
         out = out.copy()
     left, right = pan_gains(sound.pan)
     out *= np.array([[left], [right]], dtype=np.float32)  # in place: memory
     return out
+
+
+def mono_through(stem: np.ndarray, sound: LayerSound) -> bool:
+    """Whether ``stem``'s channels are equal and stay so through the layer's chain: effects that
+    treat channels alone and add nothing of their own. One channel then does for both (a bass
+    synthesised dead centre: its chain costs half)."""
+    kinds = [EFFECTS[spec.type] for spec in sound.effects]
+    return (stem.ndim == 2 and len(stem) == 2 and all(k.channel_wise and not k.noise for k in kinds)
+            and np.array_equal(stem[0], stem[1]))
 
 
 def under_ceiling(out: np.ndarray) -> np.ndarray:
