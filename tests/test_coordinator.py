@@ -146,6 +146,27 @@ def test_nucleus_sampling_draws_the_renormalised_top_p_distribution():
     assert (cold == 1).mean() > 0.99  # a low temperature takes the most likely token
 
 
+def test_a_row_samples_alone_as_in_a_batch():
+    """A song alone is sampled as a vector (scalars for its maximum, mass and draw), a batch
+    as columns: each row draws the token it draws in any batch."""
+    from arranger.compose.sampling import sample as _sample
+
+    rng = np.random.default_rng(3)
+    for sampling in (Sampling(1.0, 0.95), Sampling(0.7, 1.0), Sampling(1.2, 0.3)):
+        logits = (rng.normal(size=(40, 51)) * 4).astype(np.float32)
+        logits[:10, 20:] = logits[:10, 20:21]  # ties, all in or all out
+        mask = rng.random((40, 51)) > 0.3
+        mask[:, 0] = True
+        u = rng.random((40, 1))
+        batch = _sample(logits, mask, sampling, u)
+        alone = [_sample(logits[r : r + 1], mask[r : r + 1], sampling, u[r : r + 1])[0]
+                 for r in range(40)]
+        assert batch.tolist() == alone and batch.dtype == np.int64
+        np.testing.assert_array_equal(_sample(logits, mask[:1], sampling, u),
+                                      [_sample(logits[r : r + 1], mask[:1], sampling,
+                                               u[r : r + 1])[0] for r in range(40)])
+
+
 def test_melody_form_repeats_phrases_and_keeps_new_letters_new(models):
     plan = plan_of(bars=16, loop_bars=2, melody_form="AAB", ending=False)
     score = compose(models, plan, seed=3)[0]
@@ -203,6 +224,9 @@ def test_choose_and_the_stepper_leave_their_arguments_alone(models):
     for before, after in zip(saved, (logits, mask, forced), strict=True):
         np.testing.assert_array_equal(before, after)
     assert tokens[1] == 2 and logp[1] < 0 and logp[0] == logp[2] == 0
+    assert choose(logits, mask, np.full(3, FREE), Sampling(), RowStreams(0, 3))[1] is None
+    every, logp = choose(logits, mask, np.array([1, 2, 3]), Sampling(), RowStreams(0, 3))
+    assert every.tolist() == [1, 2, 3] and (logp < 0).all()
     models.drums.inference = InferenceSettings(blind_conditions=(2, 3))
     try:
         row = [3, 1, 2, 2] + [1] * (len(models.drums.config.cond_sizes) - 4)  # + style, tempo
@@ -222,6 +246,13 @@ def test_row_streams_draw_each_rows_generator_in_order():
     np.testing.assert_array_equal([r[0] for r in rows[:300]],
                                   np.random.default_rng(5).random(300))
     np.testing.assert_array_equal([r[-1] for r in rows], np.random.default_rng(7).random(301))
+    together = RowStreams(5, 3)  # every row drawing (one column of the rows' blocks) ...
+    draws = [together.uniform()[:, 0] for _ in range(300)]
+    draws += [together.uniform(np.array([1]))[:, 0], together.uniform()[:, 0]]  # ... then apart
+    np.testing.assert_array_equal([d[1] for d in draws[:300]] + [draws[300][0], draws[301][1]],
+                                  np.random.default_rng(6).random(302))
+    np.testing.assert_array_equal([d[0] for d in draws[:300]] + [draws[-1][0]],
+                                  np.random.default_rng(5).random(301))
 
 
 def test_blind_drums_hear_the_songs_conditions_taken_at_once_as_step_by_step(models,

@@ -64,19 +64,21 @@ def conditions(ctx: Context, start: int, stop: int) -> tuple[np.ndarray, np.ndar
     cond[..., 0] = beats % BEATS_PER_BAR
     cond[..., 1] = (beats // BEATS_PER_BAR) % 8
     prev = _previous_beat_melody(ctx.melody, beats)  # [B, n, STEPS_PER_BEAT]
-    known = (prev != UNKNOWN).all(axis=-1)
+    known = np.logical_and.reduce(prev != UNKNOWN, axis=-1)
     cond[..., 2] = known
-    multi = np.zeros((batch, len(beats), 12), dtype=np.float32)
-    sounding = _sounding_pitches(ctx.melody, beats)
-    b_idx, n_idx, s_idx = np.nonzero(sounding >= 0)
-    multi[b_idx, n_idx, sounding[b_idx, n_idx, s_idx] % 12] = 1.0
-    multi[~known] = 0.0
+    pitch = _sounding_pitches(ctx.melody, beats)
+    heard = _PC_HOT[np.where(pitch >= 0, pitch % 12, 12)]  # [B, n, STEPS_PER_BEAT, 12]
+    multi = (np.logical_or.reduce(heard, axis=2) & known[..., None]).astype(np.float32)
     return cond, multi
+
+
+_PC_HOT = np.eye(13, 12, dtype=bool)  # pitch class -> its one-hot; 12 (nothing) -> none
+LOOKBACK_STEPS = 64  # a note held longer than 4 bars before a beat is forgotten
 
 
 def _previous_beat_melody(melody: np.ndarray, beats: np.ndarray) -> np.ndarray:
     idx = (beats[:, None] - 1) * STEPS_PER_BEAT + np.arange(STEPS_PER_BEAT)
-    out = melody[:, np.clip(idx, 0, None)]
+    out = melody[:, np.maximum(idx, 0)]
     out[:, beats == 0] = REST  # nothing was heard before the first beat
     return out
 
@@ -88,7 +90,7 @@ def _sounding_pitches(melody: np.ndarray, beats: np.ndarray) -> np.ndarray:
         if beat == 0:
             continue
         first = (beat - 1) * STEPS_PER_BEAT
-        lookback = max(0, first - 64)  # a note held longer than 4 bars is forgotten
+        lookback = max(0, first - LOOKBACK_STEPS)
         out[:, j] = sounding(melody[:, lookback : first + STEPS_PER_BEAT])[:, -STEPS_PER_BEAT:]
     return out
 
@@ -201,11 +203,19 @@ def _nearest_voicing(chord: Chord, key: Key, previous, low: int, high: int) -> t
 
 
 def context_values(token: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(chord_root, chord_quality) context values for a batch of chord tokens."""
-    t = np.asarray(token, dtype=np.int64) - 2
+    """(chord_root, chord_quality) context values (int16) for a batch of chord tokens."""
+    return _CONTEXT_ROOT[token], _CONTEXT_QUALITY[token]
+
+
+def _context_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Token -> its chord's root (``NO_CHORD`` for the start and N tokens) and quality (0)."""
+    t = np.arange(VOCAB_SIZE) - 2
     root = np.where(t >= 0, t // len(QUALITIES), NO_CHORD)
     quality = np.where(t >= 0, t % len(QUALITIES), 0)
     return root.astype(np.int16), quality.astype(np.int16)
+
+
+_CONTEXT_ROOT, _CONTEXT_QUALITY = _context_tables()
 
 
 # --- colour, key and movement ---------------------------------------------------------------
@@ -291,6 +301,8 @@ def _identity_table() -> np.ndarray:
 
 
 IDENTITY = _identity_table()
+# Identity -> bool [VOCAB_SIZE]: the tokens of that identity (a gather, not an isin per row).
+_OF_IDENTITY = IDENTITY[None, :] == np.arange(IDENTITY.max() + 1)[:, None]
 
 
 def change_slots(window_bars: int, needed: int) -> tuple[int, ...]:
@@ -325,5 +337,5 @@ def move_mask(window: np.ndarray, offset: int, window_bars: int, needed: int) ->
     for row in range(len(window)):
         heard = set(ids[row][ids[row] >= 0].tolist())
         if needed - len(heard) >= left:
-            mask[row, np.isin(IDENTITY, list(heard))] = False
+            mask[row] = ~np.logical_or.reduce(_OF_IDENTITY[list(heard)], axis=0)
     return mask

@@ -21,12 +21,13 @@ MODES = {"major": 1, "minor": 2}  # context value of the key's mode (0 = unknown
 
 QUALITY_NAMES = tuple(QUALITIES)
 
-# [13 roots (12 = N), n_qualities] -> 12-bit pitch-class set of the chord (key-relative).
-_PCS = np.zeros((13, len(QUALITIES), 12), dtype=np.float32)
+# [chord_root - UNKNOWN, n_qualities] -> 12-bit pitch-class set of the chord (key-relative):
+# every context root value has a row (one gather per call), unknown ones and N hold none.
+_PCS = np.zeros((NO_CHORD + 1 - UNKNOWN, len(QUALITIES), 12), dtype=np.float32)
 for _r in range(12):
     for _q, _iv in enumerate(QUALITIES.values()):
         for _i in _iv:
-            _PCS[_r, _q, (_r + _i) % 12] = 1.0
+            _PCS[_r - UNKNOWN, _q, (_r + _i) % 12] = 1.0
 
 
 @dataclass
@@ -96,8 +97,4 @@ class Context:
 
     def chord_pcs(self, beats: slice) -> np.ndarray:
         """Float [B, n, 12] pitch-class sets of the chords on ``beats`` (zeros if unknown/N)."""
-        root = self.chord_root[:, beats]
-        known = root >= 0
-        pcs = _PCS[np.where(known, root, NO_CHORD), self.chord_quality[:, beats]]
-        pcs[root == NO_CHORD] = 0.0
-        return pcs * known[..., None]
+        return _PCS[self.chord_root[:, beats] - UNKNOWN, self.chord_quality[:, beats]]

@@ -63,16 +63,22 @@ def decode(tokens: np.ndarray) -> np.ndarray:
     return line.astype(np.int16)
 
 
+# Per context chord root (index ``root - UNKNOWN``): its condition value (0 unknown, 1 N, else
+# 2 + root) and whether a quality goes with it (a root of a chord).
+_ROOTS = np.arange(UNKNOWN, NO_CHORD + 1)
+_ROOT_COND = np.where(_ROOTS == UNKNOWN, 0, np.where(_ROOTS == NO_CHORD, 1, _ROOTS + 2))
+_HAS_QUALITY = (_ROOTS >= 0) & (_ROOTS != NO_CHORD)
+
+
 def conditions(ctx: Context, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     """Conditions of steps ``start:stop``: long [B, n, 4] and float [B, n, 12]."""
     steps = np.arange(start, stop)
     beats = slice(start // STEPS_PER_BEAT, (stop - 1) // STEPS_PER_BEAT + 1)
     per_step = steps // STEPS_PER_BEAT - beats.start
-    root = ctx.chord_root[:, beats][:, per_step].astype(np.int64)
-    quality = ctx.chord_quality[:, beats][:, per_step].astype(np.int64)
-    cond = np.empty((root.shape[0], len(steps), 4), dtype=np.int64)
-    cond[..., 0] = np.where(root == UNKNOWN, 0, np.where(root == NO_CHORD, 1, root + 2))
-    cond[..., 1] = np.where(root >= 0, quality + 1, 0) * (root != NO_CHORD)
+    root = ctx.chord_root[:, beats] - UNKNOWN  # [B, beats]: rows of the tables above
+    cond = np.empty((len(root), len(steps), 4), dtype=np.int64)
+    cond[..., 0] = _ROOT_COND[root][:, per_step]
+    cond[..., 1] = ((ctx.chord_quality[:, beats] + 1) * _HAS_QUALITY[root])[:, per_step]
     cond[..., 2] = steps % STEPS_PER_BAR
     cond[..., 3] = (steps // STEPS_PER_BAR) % 4
     multi = ctx.chord_pcs(beats)[:, per_step]

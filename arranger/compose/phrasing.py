@@ -41,6 +41,7 @@ BREATH_NATS = 2.0  # off the note-on logits while a breath lasts to its phrase's
 PICKUP_STEPS = STEPS_PER_BEAT // 2  # a phrase's last steps, free for the next one's pickup
 _PITCHES = np.arange(melody_track.VOCAB_SIZE) - melody_track.FIRST_PITCH_TOKEN + melody_track.LOW
 _IS_PITCH = np.arange(melody_track.VOCAB_SIZE) >= melody_track.FIRST_PITCH_TOKEN
+_PITCH_CLASSES = _PITCHES % 12
 
 
 def occurrence(form: str, phrase: int) -> int:
@@ -101,8 +102,10 @@ def chord_tone_mask(pitch_classes: np.ndarray) -> np.ndarray:
     without a chord allows every note.
     """
     pcs = np.asarray(pitch_classes) > 0
-    tone = pcs[:, _PITCHES % 12] | ~pcs.any(axis=1, keepdims=True)
-    return np.where(_IS_PITCH[None, :], tone, True)
+    tone = pcs[:, _PITCH_CLASSES]
+    tone |= ~np.logical_or.reduce(pcs, axis=1, keepdims=True)
+    tone[:, : melody_track.FIRST_PITCH_TOKEN] = True  # rests and holds
+    return tone
 
 
 def last_pitches(tokens: np.ndarray) -> np.ndarray:
@@ -122,15 +125,16 @@ def first_pitches(tokens: np.ndarray) -> np.ndarray:
 
 
 def phrase_rules(plan: Plan, t: int, forced: np.ndarray, written: np.ndarray,
-                 mask: np.ndarray, chord_pcs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 mask: np.ndarray, tones: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The melody's fixed tokens and mask at step ``t``: the caller's forced tokens, the
     melody form's repeats (:func:`arranger.compose.plan.form_source`), and the phrasing rules.
 
     ``forced`` int [B, steps]: the caller's forced tokens; ``written`` [B, steps]: the melody
-    so far; ``mask`` bool [B, V]; ``chord_pcs`` [B, 12]: the chord sounding. Returns new
-    arrays, fixed int [B] (``FREE`` where sampled) and the mask: a repeat's varied notes and
-    new ending become FREE (with the contour mask on varied notes), and notes ending a phrase
-    are held to chord tones. Caller-forced tokens never change.
+    so far; ``mask`` bool [B, V]; ``tones`` bool [B, V]: the sounding chord's tones
+    (:func:`chord_tone_mask`). Returns new arrays, fixed int [B] (``FREE`` where sampled) and
+    the mask: a repeat's varied notes and new ending become FREE (with the contour mask on
+    varied notes), and notes ending a phrase are held to chord tones. Caller-forced tokens
+    never change.
     """
     phrase_steps = plan.phrase_steps
     source = form_source(plan, t)
@@ -145,7 +149,7 @@ def phrase_rules(plan: Plan, t: int, forced: np.ndarray, written: np.ndarray,
             fixed, mask = _vary_notes(written, fixed, mask, repeated, source, t,
                                       phrase_steps, occ)
     if ends_phrase(t, phrase_steps):
-        mask = narrow(mask, np.where((fixed == FREE)[:, None], chord_tone_mask(chord_pcs), True))
+        mask = narrow(mask, np.where((fixed == FREE)[:, None], tones, True))
     return fixed, mask
 
 
@@ -196,23 +200,19 @@ def gap_over(plan: Plan, t: int, waiting: np.ndarray) -> np.ndarray:
     return np.maximum(over, np.minimum(waiting, t % STEPS_PER_BAR) - NOTE_BY)
 
 
-def on_chord(tokens: np.ndarray, chord_pcs: np.ndarray) -> np.ndarray:
-    """Bool [B]: whether each row's melody token (of ``tokens`` [B]) is a chord tone of its
-    chord (``chord_pcs`` [B, 12]); rests, holds and notes over no chord count as on it."""
-    return chord_tone_mask(chord_pcs)[np.arange(len(tokens)), tokens]
-
-
 def breath_mask(written: np.ndarray, t: int, settled: np.ndarray, mask: np.ndarray
                 ) -> np.ndarray:
     """``mask`` without the rest token in the rows where a rest would reach
     :data:`BREATH_STEPS` steps after a note off the chord (``settled`` bool [B] False: the
     last note-on was not a chord tone), so a phrase ends on a chord tone. ``written`` [B,
     steps]: the melody so far. Returns ``mask`` itself when no row is concerned."""
-    if t < BREATH_STEPS - 1:
+    # (The reductions called as ufuncs: ``all``/``any`` wrap them in Python, per step.)
+    if t < BREATH_STEPS - 1 or np.logical_and.reduce(settled):  # no note off the chord
         return mask
-    resting = (written[:, t - BREATH_STEPS + 1:t] == melody_track.REST_TOKEN).all(axis=1)
+    resting = np.logical_and.reduce(written[:, t - BREATH_STEPS + 1:t] == melody_track.REST_TOKEN,
+                                    axis=1)
     stop = resting & ~settled
-    if not stop.any():
+    if not np.logical_or.reduce(stop):
         return mask
     no_rest = np.ones(mask.shape[1], bool)
     no_rest[melody_track.REST_TOKEN] = False

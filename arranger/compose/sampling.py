@@ -114,17 +114,24 @@ class RowStreams:
             int(seed) + r // candidates if r % candidates == 0
             else [int(seed) + r // candidates, r % candidates]) for r in range(batch)]
         self.buffer = np.stack([g.random(self.BLOCK) for g in self.generators])  # [B, BLOCK]
-        self.used = np.zeros(batch, np.int64)  # draws taken from each row's block
+        # Draws taken from each row's block: ``even`` while every row has drawn alike (the
+        # common case: a draw is a column of the buffer), else ``used`` per row.
+        self.even: int | None = 0
+        self.used = np.zeros(batch, np.int64)
         self.rows = np.arange(batch)
 
     def uniform(self, rows: np.ndarray | None = None) -> np.ndarray:
         """The next draw in [0, 1) of each of ``rows`` (int [n], default all), float [n, 1]."""
-        if rows is None:  # every row draws (the common case, in fewer numpy calls)
-            if np.maximum.reduce(self.used) == self.BLOCK:
-                self._refill(self.rows)
-            u = self.buffer[self.rows, self.used]
-            self.used += 1
-            return u[:, None]
+        if rows is None and self.even is not None:
+            if self.even == self.BLOCK:
+                self.buffer = np.stack([g.random(self.BLOCK) for g in self.generators])
+                self.even = 0
+            self.even += 1
+            return self.buffer[:, self.even - 1 : self.even].copy()
+        if self.even is not None:  # the rows start to draw apart
+            self.used[:], self.even = self.even, None
+        if rows is None:
+            rows = self.rows
         if np.maximum.reduce(self.used[rows]) == self.BLOCK:
             self._refill(rows)
         used = self.used[rows]
@@ -153,42 +160,70 @@ def sample(logits: np.ndarray, mask: np.ndarray, sampling: Sampling,
     """Temperature + nucleus (top-p) sampling by inverse CDF of the uniform draws ``u``.
 
     logits float [B, V]; mask bool [B or 1, V]; u float [B, 1] in [0, 1); returns tokens
-    int [B]. The nucleus is cut at a probability value (the smallest one kept), found by
-    sorting the values alone: cheaper than an argsort, and ties are all in or all out, so no
-    tie order (which differs between sort algorithms) can change a song. (The ufuncs are
-    called directly: ``max``/``sum``/``cumsum`` are these reductions behind a Python wrapper
-    that costs as much as the arithmetic at these sizes.)
+    int [B]. The nucleus is cut at a probability value (the smallest one kept,
+    :func:`nucleus_floor`). The rows are sampled as columns (:func:`sample_columns`), and one
+    row alone as a vector: numpy calls cost more than the arithmetic at these sizes, and a
+    vector's maximum, mass and draw are scalars.
+    """
+    if len(logits) == 1:  # a song alone
+        return sample_columns(logits[0], mask[0], sampling, u[0, 0])[None]
+    return sample_columns(logits.T, mask.T, sampling, u[:, 0])
+
+
+def sample_columns(logits: np.ndarray, mask: np.ndarray, sampling: Sampling,
+                   u: float | np.ndarray) -> np.ndarray:
+    """:func:`sample` with the vocabulary first: logits [V] or [V, B], mask [V] or [V, B or
+    1], u a float or [B]; the token (a scalar) or tokens [B].
+
+    Each row's maximum, mass and draw broadcast over the vocabulary as they are. (The ufuncs
+    are called directly: ``max``/``sum``/``cumsum`` are these reductions behind a Python
+    wrapper that costs as much as the arithmetic at these sizes.)
     """
     z = np.where(mask, logits, -np.inf)
     if sampling.temperature != 1.0:  # (a product by 1.0 changes nothing)
         z *= 1.0 / max(sampling.temperature, 1e-4)
-    z -= np.maximum.reduce(z, axis=1, keepdims=True)
+    z -= np.maximum.reduce(z)
     p = np.exp(z, out=z)
     if sampling.top_p < 1.0:
-        desc = np.sort(p, axis=1)[:, ::-1]
-        cum = np.add.accumulate(desc, axis=1)
-        kept = np.add.reduce((cum - desc) < sampling.top_p * cum[:, -1:], axis=1)  # its size
-        p[p < desc[np.arange(len(p)), kept - 1][:, None]] = 0.0
-    cum = np.add.accumulate(p, axis=1)
-    return np.minimum(np.add.reduce(cum <= u * cum[:, -1:], axis=1), p.shape[1] - 1)
+        np.multiply(p, p >= nucleus_floor(p, sampling.top_p), out=p)  # (a set by mask is slower)
+    cum = np.add.accumulate(p)
+    # The draw's token: how many cumulated masses lie at or under it. The last is left out
+    # (a draw rounded up to the whole mass takes the last token), and cum never decreases.
+    return np.add.reduce(cum[:-1] <= u * cum[-1])
+
+
+def nucleus_floor(p: np.ndarray, top_p: float) -> np.ndarray:
+    """The smallest probability of each row's nucleus (a scalar for p [V], [B] for p [V, B]):
+    the fewest largest of ``p`` (unnormalised) whose mass before the last one is under
+    ``top_p``.
+
+    Found by sorting the values alone: cheaper than an argsort, and ties are all in or all
+    out, so no tie order (which differs between sort algorithms) can change a song.
+    """
+    ascending = np.sort(p, axis=0)
+    desc = ascending[::-1]
+    cum = np.add.accumulate(desc)
+    at = len(p) - np.add.reduce((cum - desc) < top_p * cum[-1])  # desc[nucleus size - 1]
+    return ascending[at] if p.ndim == 1 else ascending[at, np.arange(p.shape[1])]
 
 
 def choose(logits: np.ndarray, mask: np.ndarray, forced: np.ndarray, sampling: Sampling,
-           streams: RowStreams) -> tuple[np.ndarray, np.ndarray]:
+           streams: RowStreams) -> tuple[np.ndarray, np.ndarray | None]:
     """Sample where ``forced`` is FREE (each row from its own stream), take the forced token
     elsewhere.
 
     Returns the tokens int64 [B] and the log-probability (nats, float64 [B]) the model gave
-    each forced token, 0 where it sampled.
+    each forced token, 0 where it sampled; None instead when every row sampled.
     """
     if np.maximum.reduce(forced) == FREE:  # the common case: every row samples
-        return sample(logits, mask, sampling, streams.uniform()), np.zeros(len(forced))
+        return sample(logits, mask, sampling, streams.uniform()), None
+    if np.minimum.reduce(forced) != FREE:  # ... or every row is forced (a loop, an ending)
+        return forced.copy(), token_logp(logits, forced)
     is_forced = forced != FREE
     tokens = forced.copy()
     free = np.flatnonzero(~is_forced)
-    if len(free):
-        rows_mask = mask if len(mask) == 1 else mask[free]
-        tokens[free] = sample(logits[free], rows_mask, sampling, streams.uniform(free))
+    rows_mask = mask if len(mask) == 1 else mask[free]
+    tokens[free] = sample(logits[free], rows_mask, sampling, streams.uniform(free))
     return tokens, forced_logp(logits, forced, np.flatnonzero(is_forced))
 
 

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from arranger.compose import density, sections
-from arranger.compose.phrasing import breath_lean, breath_mask, gap_over, on_chord, phrase_rules
+from arranger.compose.phrasing import (
+    breath_lean,
+    breath_mask,
+    chord_tone_mask,
+    gap_over,
+    phrase_rules,
+)
 from arranger.compose.plan import (
     FREE,
     PHRASE_BARS,
@@ -80,7 +86,8 @@ class Voice:
     def _choose(self, logits: np.ndarray, mask: np.ndarray, fixed: np.ndarray,
                 streams: RowStreams) -> np.ndarray:
         tokens, logp = choose(logits, mask, fixed, self.stepper.sampling, streams)
-        self.logp = self.logp + logp
+        if logp is not None:  # (None: nothing was forced)
+            self.logp = self.logp + logp
         if self.loglik is not None:
             self.loglik = self.loglik + token_logp(logits, tokens)
         return tokens
@@ -100,6 +107,7 @@ class ChordVoice(Voice):
         self.mask = (mask & chord_track.scale_mask(plan.song.chord_color, plan.key.mode))[None]
         self.color = chord_track.recolor_table(plan.song.chord_color, plan.key.mode)
         self.window_bars = min(plan.song.loop_bars or LOOP_WINDOW_BARS, LOOP_WINDOW_BARS)
+        self.slots = chord_track.change_slots(self.window_bars, MIN_LOOP_CHORDS)
         self.own = np.zeros_like(self.forced)  # as the chord model wrote them (uncoloured)
         self.change_nats = density.bias_nats(plan.density, self.layer)
 
@@ -113,12 +121,13 @@ class ChordVoice(Voice):
         logits = self.stepper.logits(cond, multi)
         if b:  # density: keeping the chord of the beat before is less (or more) likely
             logits = density.lean_off(logits, self.own[:, b - 1], self.change_nats)
-        tok = self._choose(logits, self.mask & self._moving(b), loop, streams)
+        tok = self._choose(logits, self._moving(b), loop, streams)
         # The colour re-spells sampled chords and the melody hears the chord as written, but
         # the chord model goes on from its own: fed a maj9 it never wrote (nor saw much), it
         # would take each beat for a new chord and change chords every beat.
-        written = np.where(loop == FREE, self.color[tok], tok)
-        own = np.where(loop == FREE, tok, repeat(self.forced, self.own, b, source))
+        sampled = loop == FREE
+        written = np.where(sampled, self.color[tok], tok)
+        own = np.where(sampled, tok, repeat(self.forced, self.own, b, source))
         self.out[:, b], self.own[:, b] = written, own
         ctx.chord_root[:, b], ctx.chord_quality[:, b] = chord_track.context_values(written)
         self.stepper.advance(own)
@@ -128,12 +137,15 @@ class ChordVoice(Voice):
         self.own = self.own[list(rows)]
 
     def _moving(self, beat: int) -> np.ndarray:
-        """Bool [B, V]: chords that keep every 4-bar window (of the loop, if shorter) holding
-        at least MIN_LOOP_CHORDS chords (:func:`tracks.chords.move_mask`)."""
+        """Bool [B or 1, V]: the chords allowed, of those that keep every 4-bar window (of the
+        loop, if shorter) holding at least MIN_LOOP_CHORDS chords
+        (:func:`tracks.chords.move_mask`, which masks nothing off its change slots)."""
         window = self.window_bars * BEATS_PER_BAR
         start = beat // window * window
-        return chord_track.move_mask(self.out[:, start:beat], beat - start, self.window_bars,
-                                     MIN_LOOP_CHORDS)
+        if beat - start not in self.slots:
+            return self.mask
+        return self.mask & chord_track.move_mask(self.out[:, start:beat], beat - start,
+                                                 self.window_bars, MIN_LOOP_CHORDS)
 
 
 GAP_PRESSURE = 0.4  # nats taken off the rest and hold logits per step beyond the limit
@@ -186,7 +198,8 @@ class MelodyVoice(Voice):
         self.final_mask = final_note_mask(plan)
         # Steps since the last note-on. A melody starting, or coming back in where the sections
         # left it out, has waited its gap: heard rests breed rests, so it is drawn in at once.
-        self.waiting = np.full(len(self.forced), plan.max_gap_steps, np.int64)
+        self.max_gap = plan.max_gap_steps
+        self.waiting = np.full(len(self.forced), self.max_gap, np.int64)
         self.resting = self.resting_steps()  # where the melody rests, no gap is counted
         self.settled = np.ones(len(self.forced), bool)  # the last note-on was a chord tone
         self.note_nats = density.bias_nats(plan.density, self.layer)
@@ -196,32 +209,31 @@ class MelodyVoice(Voice):
         self.masks = melody_track.token_mask(tokens, self.low, self.high)
         self.decoded = melody_track.decode(tokens)
         self.beat_conditions: tuple[np.ndarray, np.ndarray] | None = None
+        self.tones: np.ndarray | None = None  # bool [B, V]: the beat's chord tones
 
     def step(self, t: int, ctx: Context, streams: RowStreams) -> None:
         i = t % STEPS_PER_BEAT
         if not i:  # the melody hears only the chords: a beat's conditions are known at its start
-            self.beat_conditions = melody_track.conditions(ctx, t, t + STEPS_PER_BEAT)
+            self._hear_beat(ctx, t)
         beat_cond, beat_multi = self.beat_conditions
         mask = self.masks[self.stepper.prev]  # a new array
         if t == self.final_step:
             mask &= self.final_mask
-        logits = self.stepper.logits(beat_cond[:, i : i + 1], beat_multi[:, i : i + 1])
-        logits = gap_pressure(logits, gap_over(self.plan, t, self.waiting))
-        logits = density.lean(logits, self.notes, self.note_nats)
-        logits = breath_lean(self.plan, t, self.out, logits, self.notes)
+        logits = self._leaned(t, self.stepper.logits(beat_cond[:, i : i + 1],
+                                                     beat_multi[:, i : i + 1]))
         again = sections.repeat_source(self.plan.form, self.layer, t, STEPS_PER_BAR)
         if again is not None:  # a repeated section replays its melody exactly
             fixed = repeat(self.forced, self.out, t, again)
         else:
-            fixed, mask = phrase_rules(self.plan, t, self.forced, self.out, mask,
-                                       beat_multi[:, i])
+            fixed, mask = phrase_rules(self.plan, t, self.forced, self.out, mask, self.tones)
             mask = breath_mask(self.out, t, self.settled, mask)
         tok = self._choose(logits, mask, fixed, streams)
         note = tok >= melody_track.FIRST_PITCH_TOKEN
-        self.waiting = np.where(note, 0, self.waiting + 1)
-        self.settled = np.where(note, on_chord(tok, beat_multi[:, i]), self.settled)
+        if self.max_gap:  # (only the gap rules read it)
+            self.waiting = np.where(note, 0, self.waiting + 1)
+        self.settled = np.where(note, self.tones[np.arange(len(tok)), tok], self.settled)
         if self.resting is not None and self.resting[t]:
-            self.waiting[:], self.settled[:] = self.plan.max_gap_steps, True
+            self.waiting[:], self.settled[:] = self.max_gap, True
         self.out[:, t] = tok
         ctx.melody[:, t] = self.decoded[tok]
         self.stepper.advance(tok)
@@ -233,6 +245,21 @@ class MelodyVoice(Voice):
         if self.beat_conditions is not None:
             self.beat_conditions = tuple(None if a is None else a[rows]
                                          for a in self.beat_conditions)
+            self.tones = self.tones[rows]
+
+    def _hear_beat(self, ctx: Context, t: int) -> None:
+        """The conditions of the beat starting at step ``t``, and the tones of its chord
+        (:func:`arranger.compose.phrasing.chord_tone_mask`): its steps share the chord."""
+        self.beat_conditions = melody_track.conditions(ctx, t, t + STEPS_PER_BEAT)
+        self.tones = chord_tone_mask(self.beat_conditions[1][:, 0])
+
+    def _leaned(self, t: int, logits: np.ndarray) -> np.ndarray:
+        """The step's logits with the gap pressure, the density and the breath lean on (in
+        this order: float sums are added as they always were)."""
+        if self.max_gap:  # (off, the gap rules change nothing)
+            logits = gap_pressure(logits, gap_over(self.plan, t, self.waiting))
+        logits = density.lean(logits, self.notes, self.note_nats)
+        return breath_lean(self.plan, t, self.out, logits, self.notes)
 
 
 DRUM_PREROLL_BARS = 2
