@@ -331,3 +331,16 @@ def test_a_second_blas_thread_is_let_go_once_its_core_is_taken(monkeypatch):
         assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
     threads.keep_pace()  # outside any generation: nothing to do
+
+
+def test_a_generation_inside_a_pinned_block_keeps_its_blas_threads(monkeypatch):
+    """compose opens its own generation_mode: inside one that pins the BLAS threads (a
+    benchmark's, a test's) it takes that count instead of the load average's."""
+    from arranger.compose import threads
+
+    monkeypatch.setattr(threads, "default_blas_threads", lambda: 2)
+    with threads.generation_mode(blas_threads=1):
+        with threads.generation_mode() as inner:
+            assert inner.blas_threads == 1
+        assert threads.generation_mode(blas_threads=2).blas_threads == 2  # asked: as asked
+    assert threads.generation_mode().blas_threads == 2

@@ -46,7 +46,10 @@ class generation_mode:
     """
 
     def __init__(self, blas_threads: int | None = None) -> None:
-        self.blas_threads = blas_threads or default_blas_threads()
+        """``blas_threads`` None: as many as the enclosing block has (a benchmark or a test that
+        pins them around ``compose``), else :func:`default_blas_threads`."""
+        inherited = _ACTIVE[-1].blas_threads if _ACTIVE else None
+        self.blas_threads = blas_threads or inherited or default_blas_threads()
 
     def __enter__(self) -> generation_mode:
         from threadpoolctl import threadpool_limits
