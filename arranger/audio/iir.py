@@ -8,21 +8,17 @@ So a channel is filtered a block at a time, the state carried over (the same out
 call), on a -400 dBFS guard tone the filter passes: at DC (a low-pass) or at Nyquist (a
 high-pass, the K-weighting, whose 38 Hz high-pass would remove a DC tone).
 
-Neither the design nor the filtering imports ``scipy.signal``: that import takes ~0.8 s holding
-the GIL (it pulls in scipy.stats, interpolate and optimize), which slowed the synthesis running
-beside it by 0.4-0.6 s a song. The loop is scipy's own compiled one, loaded alone.
+Neither the design nor the filtering imports ``scipy.signal`` (~0.8 s holding the GIL): the loop
+is scipy's own compiled one, loaded alone (:mod:`arranger.audio.kernels`).
 """
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-import sys
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
+
+from arranger.audio.kernels import SOSFILT, kernel
 
 GUARD = 1e-20  # far below float32's step at any audible level, far above subnormal float64
 BLOCK = 1 << 18  # samples a block (even: the Nyquist tone keeps its phase from block to block)
@@ -97,42 +93,9 @@ def _analog_poles(prototype: np.ndarray, edges: np.ndarray, kind: str
     return np.concatenate([half + root, half - root]), centre
 
 
-_KERNEL_LOCK = threading.Lock()
-_KERNEL: list = []  # scipy's compiled sosfilt loop, once loaded
-
-
 def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``scipy.signal.sosfilt(sos, x, zi=zi)`` of a 1-D float64 ``x``: (y, final state)."""
     y = np.array(x[None, :], dtype=np.float64, order="C")  # filtered in place
     state = np.array(zi[None], dtype=np.float64, order="C")
-    load_sosfilt()(np.asarray(sos, dtype=np.float64), y, state)
+    kernel(SOSFILT)._sosfilt(np.asarray(sos, dtype=np.float64), y, state)
     return y[0], state[0]
-
-
-def load_sosfilt():
-    """``scipy.signal._sosfilt._sosfilt(sos, x, zi)``, loaded from its file alone: importing it
-    by name runs scipy.signal's package import (see the module docstring)."""
-    with _KERNEL_LOCK:
-        if not _KERNEL:
-            _KERNEL.append(_load_kernel())
-        return _KERNEL[0]
-
-
-def _load_kernel():
-    name = "scipy.signal._sosfilt"
-    if name in sys.modules:
-        return sys.modules[name]._sosfilt
-    import scipy
-
-    folder = Path(scipy.__file__).parent / "signal"
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        path = folder / f"_sosfilt{suffix}"
-        if path.is_file():
-            loader = importlib.machinery.ExtensionFileLoader(name, str(path))
-            module = importlib.util.module_from_spec(
-                importlib.util.spec_from_file_location(name, path, loader=loader))
-            loader.exec_module(module)
-            return module._sosfilt
-    from scipy.signal._sosfilt import _sosfilt  # laid out otherwise: the package's import
-
-    return _sosfilt

@@ -27,6 +27,7 @@ from arranger.audio.fx import (
     build_effect,
     channel_chains,
 )
+from arranger.audio.kernels import ND_IMAGE, ND_NEAREST, kernel
 from arranger.audio.loudness import (
     db_to_gain,
     integrated_loudness,
@@ -138,8 +139,6 @@ def limiter_gain(envelope: np.ndarray, ceiling: float, ahead: int, hold: int) ->
     centred on a peak only averages held values, so the gain there never exceeds what the peak
     needs. Only stretches around overs are computed; elsewhere the gain is exactly 1.
     """
-    from scipy.ndimage import minimum_filter1d, uniform_filter1d  # ~0.2 s import: when needed
-
     gain = np.ones(len(envelope), dtype=np.float32)
     hold += (hold - ahead) % 2  # window [n - hold, n + ahead] needs a whole-sample centre
     margin = hold + 2 * ahead + 1  # how far an over can move the gain
@@ -147,10 +146,19 @@ def limiter_gain(envelope: np.ndarray, ceiling: float, ahead: int, hold: int) ->
         lo, hi = max(start - margin, 0), min(stop + margin, len(envelope))
         with np.errstate(divide="ignore"):  # silent samples need no reduction: inf -> 1
             need = np.minimum(1.0, ceiling / envelope[lo:hi]).astype(np.float32)
-        held = minimum_filter1d(need, hold + ahead + 1, origin=(hold - ahead) // 2,
-                                mode="nearest")
-        gain[lo:hi] = uniform_filter1d(held, 2 * ahead + 1, mode="nearest")
+        held = _running(need, hold + ahead + 1, (hold - ahead) // 2, "min_or_max_filter1d")
+        gain[lo:hi] = _running(held, 2 * ahead + 1, 0, "uniform_filter1d")
     return gain
+
+
+def _running(x: np.ndarray, size: int, origin: int, loop: str) -> np.ndarray:
+    """scipy.ndimage's ``minimum_filter1d`` or ``uniform_filter1d`` of float32 ``x`` (edges
+    "nearest"), through its compiled loop alone (:mod:`arranger.audio.kernels`)."""
+    out = np.empty_like(x)
+    run = getattr(kernel(ND_IMAGE), loop)
+    extra = (1,) if loop == "min_or_max_filter1d" else ()  # 1: the minimum
+    run(np.ascontiguousarray(x), size, 0, out, ND_NEAREST, 0.0, origin, *extra)
+    return out
 
 
 def true_peak_limit(audio: np.ndarray, sample_rate: float, ceiling_db: float,

@@ -36,6 +36,7 @@ import numpy as np
 import pretty_midi
 
 from arranger.atomic import atomic_path, write_bytes
+from arranger.audio import kernels
 from arranger.audio.ahead import open_soundfont
 from arranger.audio.config import LayerSound, MasterSound, RenderSettings
 from arranger.audio.effects import EFFECTS
@@ -150,14 +151,10 @@ class _StemSum:
                 self.next += 1
 
 
-def _import_filters() -> None:
-    """Import scipy.ndimage (the limiter's, ~0.3 s) and load the IIR loop while the first layers
-    synthesise: FluidSynth runs without the GIL, and the effects would otherwise wait."""
-    import scipy.ndimage  # noqa: F401
-
-    from arranger.audio.iir import load_sosfilt
-
-    load_sosfilt()
+def _load_kernels() -> None:
+    """Load scipy's loops (:mod:`arranger.audio.kernels`) while the first layers synthesise."""
+    for name in (kernels.SOSFILT, kernels.ND_IMAGE):
+        kernels.kernel(name)
 
 
 def _finite(value: float | None) -> float | None:
@@ -322,7 +319,7 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
     tags, stem_dir = song_tags(midi, title or DEFAULT_TITLE), out_dir / "stems"
     noise_path = stem_dir / f"{noise_stem_name(layers)}.wav"
     mixes = [out_dir / f"mix.{f}" for f in FORMATS if f in formats]
-    threading.Thread(target=_import_filters, daemon=True).start()
+    threading.Thread(target=_load_kernels, daemon=True).start()
     with _Clock(progress, 3 * len(todo) + 1 + len(mixes)) as clock, \
             ThreadPoolExecutor(WORKERS) as pool:
         summed = _StemSum(enabled, rate, n_samples)
