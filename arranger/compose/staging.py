@@ -8,10 +8,13 @@ outro) are not judged by the checks (:meth:`arranger.compose.sections.Form.judge
 the batch is walked to the *stage bar* (:func:`stage_bar`), ranked there, narrowed to the rows
 chosen (:meth:`Walk.take`) and walked on to the end.
 
-Rows are independent (each its own random stream; numpy's products add up in the same order
-whatever the batch), so a row finished in the narrowed batch writes exactly the tokens it would
-have written in the whole K-row batch: staging changes which candidate is chosen (ranked on
-the prefix), never what a candidate is.
+Rows are independent (each its own random stream), so a row finished in the narrowed batch
+writes the tokens it would have written in the whole K-row batch: staging changes which
+candidate is chosen (ranked on the prefix), not what a candidate is. (Up to float rounding:
+OpenBLAS chooses its kernel by batch size, and a row's logits at batch 1, or at a batch that is
+not a multiple of 4 for the melody's 51-token head, differ in their last bits; a token changes
+only if a draw lands within that of a boundary. The same song and seed still give the same
+bytes: the batches are the same each time.)
 """
 
 from __future__ import annotations
