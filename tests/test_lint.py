@@ -57,7 +57,8 @@ def test_every_module_imports_on_its_own():
             "    try:\n"
             "        importlib.import_module(name)\n"
             "    except Exception as e:\n"
-            "        print(f'{name}: {type(e).__name__}: {e}')\n")
+            "        print(f'cannot import {name}: {type(e).__name__}: {e}')\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0 and not result.stdout, result.stdout + result.stderr
+                            text=True, timeout=300)  # (pyfluidsynth prints a line under CI=true)
+    failed = [line for line in result.stdout.splitlines() if line.startswith("cannot import")]
+    assert result.returncode == 0 and not failed, result.stdout + result.stderr
