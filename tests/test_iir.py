@@ -65,13 +65,12 @@ def test_unknown_kinds_are_refused():
 def test_the_limiters_running_minimum_and_mean_are_ndimages(size, origin):
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
-    from arranger.audio.mix import _running
+    from arranger.audio.mix import running_mean, running_minimum
 
     x = np.random.default_rng(size).random(20_000).astype(np.float32)
-    assert np.array_equal(_running(x, size, origin, "min_or_max_filter1d"),
+    assert np.array_equal(running_minimum(x, size, origin),
                           minimum_filter1d(x, size, origin=origin, mode="nearest"))
-    assert np.array_equal(_running(x, size, 0, "uniform_filter1d"),
-                          uniform_filter1d(x, size, mode="nearest"))
+    assert np.array_equal(running_mean(x, size), uniform_filter1d(x, size, mode="nearest"))
 
 
 def test_the_audio_stage_never_imports_scipy_signal_or_ndimage():

@@ -197,7 +197,7 @@ class VinylCrackle:
         control_rate = sample_rate / CONTROL_STEP
         points = rng.standard_normal(-(-shape[1] // CONTROL_STEP) + 1 + int(control_rate))
         band = butterworth_sos(2, (8.0, 35.0), control_rate, "bandpass")
-        smooth = sosfilt(band, points, np.zeros((len(band), 2)))[0][int(control_rate) :]
+        smooth = sosfilt(band, points)[0][int(control_rate) :]
         # (the filter's first second, its settling, dropped)
         smooth *= _db(self.rumble_db) / max(float(np.std(smooth)), 1e-12)
         return upsample_linear(smooth, CONTROL_STEP, shape[1])[None, :]

@@ -38,12 +38,13 @@ def guarded_sosfilt(sos: np.ndarray, channel: np.ndarray, *, dc: bool, block: in
     tone = np.full(min(block, len(channel)), GUARD)
     if not dc:
         tone[1::2] = -GUARD
-    state = np.zeros((len(sos), 2))
+    sos, state = np.asarray(sos, dtype=np.float64), np.zeros((1, len(sos), 2))
     for start in range(0, len(channel), block):
         x = channel[start : start + block]
         guard = tone[: len(x)]
-        y, state = sosfilt(sos, np.add(x, guard, dtype=np.float64), state)
-        yield slice(start, start + len(x)), y, guard
+        y = np.add(x, guard, dtype=np.float64)[None]  # a block of its own: filtered in place
+        kernel(SOSFILT)._sosfilt(sos, y, state)  # state carried over, in place
+        yield slice(start, start + len(x)), y[0], guard
 
 
 # Each section's zeros: a pole pair's two, a lone real pole's one (z = -1 at Nyquist, 1 at DC)
@@ -93,9 +94,11 @@ def _analog_poles(prototype: np.ndarray, edges: np.ndarray, kind: str
     return np.concatenate([half + root, half - root]), centre
 
 
-def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``scipy.signal.sosfilt(sos, x, zi=zi)`` of a 1-D float64 ``x``: (y, final state)."""
+def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.signal.sosfilt(sos, x, zi=zi)`` of a 1-D ``x`` (``zi`` None: at rest), in
+    float64: (y, final state). ``x`` and ``zi`` are left alone."""
     y = np.array(x[None, :], dtype=np.float64, order="C")  # filtered in place
-    state = np.array(zi[None], dtype=np.float64, order="C")
+    state = np.zeros((1, len(sos), 2)) if zi is None else np.array(zi[None], dtype=np.float64)
     kernel(SOSFILT)._sosfilt(np.asarray(sos, dtype=np.float64), y, state)
     return y[0], state[0]

@@ -146,18 +146,24 @@ def limiter_gain(envelope: np.ndarray, ceiling: float, ahead: int, hold: int) ->
         lo, hi = max(start - margin, 0), min(stop + margin, len(envelope))
         with np.errstate(divide="ignore"):  # silent samples need no reduction: inf -> 1
             need = np.minimum(1.0, ceiling / envelope[lo:hi]).astype(np.float32)
-        held = _running(need, hold + ahead + 1, (hold - ahead) // 2, "min_or_max_filter1d")
-        gain[lo:hi] = _running(held, 2 * ahead + 1, 0, "uniform_filter1d")
+        held = running_minimum(need, hold + ahead + 1, origin=(hold - ahead) // 2)
+        gain[lo:hi] = running_mean(held, 2 * ahead + 1)
     return gain
 
 
-def _running(x: np.ndarray, size: int, origin: int, loop: str) -> np.ndarray:
-    """scipy.ndimage's ``minimum_filter1d`` or ``uniform_filter1d`` of float32 ``x`` (edges
-    "nearest"), through its compiled loop alone (:mod:`arranger.audio.kernels`)."""
+def running_minimum(x: np.ndarray, size: int, origin: int = 0) -> np.ndarray:
+    """``scipy.ndimage.minimum_filter1d(x, size, origin=origin, mode="nearest")`` of float32
+    ``x``, through ndimage's loop alone (:mod:`arranger.audio.kernels`)."""
     out = np.empty_like(x)
-    run = getattr(kernel(ND_IMAGE), loop)
-    extra = (1,) if loop == "min_or_max_filter1d" else ()  # 1: the minimum
-    run(np.ascontiguousarray(x), size, 0, out, ND_NEAREST, 0.0, origin, *extra)
+    kernel(ND_IMAGE).min_or_max_filter1d(np.ascontiguousarray(x), size, 0, out, ND_NEAREST, 0.0,
+                                         origin, 1)  # 1: the minimum
+    return out
+
+
+def running_mean(x: np.ndarray, size: int) -> np.ndarray:
+    """``scipy.ndimage.uniform_filter1d(x, size, mode="nearest")`` of float32 ``x``, likewise."""
+    out = np.empty_like(x)
+    kernel(ND_IMAGE).uniform_filter1d(np.ascontiguousarray(x), size, 0, out, ND_NEAREST, 0.0, 0)
     return out
 
 
