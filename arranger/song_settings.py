@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from arranger.compose import sections as _form
+from arranger.compose.sections import Section, replace_bars
 from arranger.score import Key
 from arranger.settings import Settings, setting
 from tracks.drums import KITS, STYLE_PROFILES
@@ -82,7 +82,7 @@ class SongSettings(Settings):
     candidates: int = setting(1, low=1, high=64, unit="songs",
                               help="songs sampled per song written, in one batch: the one "
                                    "passing the most musical checks, then the likeliest, is kept")
-    sections: tuple[_form.Section, ...] = setting(
+    sections: tuple[Section, ...] = setting(
         (), check=lambda s: sum(x.bars for x in s) <= 512,
         expected="a list of [[song.sections]] tables, 512 bars at most in all",
         help="the song's form: named sections and the layers playing in each; the song is "
@@ -93,4 +93,4 @@ class SongSettings(Settings):
         """As declared; with sections and no ``bars``, the song is their sum (a ``bars`` given
         fits the form to that length: :func:`arranger.compose.sections.fit`)."""
         song = super().parse_at(d, file, path)
-        return song if "bars" in d else _form.replace_bars(song, song.sections)
+        return song if "bars" in d else replace_bars(song, song.sections)

@@ -113,7 +113,7 @@ class RowStreams:
         self.generators = [np.random.default_rng(
             int(seed) + r // candidates if r % candidates == 0
             else [int(seed) + r // candidates, r % candidates]) for r in range(batch)]
-        self.buffer = np.stack([g.random(self.BLOCK) for g in self.generators])  # [B, BLOCK]
+        self.buffer = self._blocks()  # [B, BLOCK]
         # Draws taken from each row's block: ``even`` while every row has drawn alike (the
         # common case: a draw is a column of the buffer), else ``used`` per row.
         self.even: int | None = 0
@@ -124,8 +124,7 @@ class RowStreams:
         """The next draw in [0, 1) of each of ``rows`` (int [n], default all), float [n, 1]."""
         if rows is None and self.even is not None:
             if self.even == self.BLOCK:
-                self.buffer = np.stack([g.random(self.BLOCK) for g in self.generators])
-                self.even = 0
+                self.buffer, self.even = self._blocks(), 0
             self.even += 1
             return self.buffer[:, self.even - 1 : self.even].copy()
         if self.even is not None:  # the rows start to draw apart
@@ -148,6 +147,10 @@ class RowStreams:
         self.generators = [copy.deepcopy(self.generators[r]) for r in rows]
         self.buffer, self.used = self.buffer[rows], self.used[rows]
         self.rows = np.arange(len(rows))
+
+    def _blocks(self) -> np.ndarray:
+        """A new block of draws for every row, [B, BLOCK]."""
+        return np.stack([g.random(self.BLOCK) for g in self.generators])
 
     def _refill(self, rows: np.ndarray) -> None:
         """A new block for each of ``rows`` whose block is used up."""

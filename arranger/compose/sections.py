@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import arranger.audio.config as audio_config
+from arranger.audio.config import EffectSpec
 from arranger.score import BEATS_PER_BAR, LAYERS, REST, STEPS_PER_BAR, Score
 from arranger.settings import Settings, setting
 
@@ -46,7 +46,7 @@ class Section(Settings):
     bars: int = setting(low=1, high=512, unit="bars", help="the section's length")
     layers: tuple[str, ...] = setting(LAYERS, choices=LAYERS, check=_is_layer_set,
                                       expected=LAYERS_TEXT, help="the layers that play in it")
-    effects: dict[str, tuple[audio_config.EffectSpec, ...]] = setting(
+    effects: dict[str, tuple[EffectSpec, ...]] = setting(
         default_factory=dict, choices=LAYERS,
         help="per layer, effects added after its chain in this section's bars")
 
@@ -203,7 +203,7 @@ def mute_line(line: np.ndarray, plays: np.ndarray, rest: int) -> np.ndarray:
 
 
 def effect_spans(form: Form | None, seconds_per_bar: float
-                 ) -> list[tuple[float, float, str, tuple[audio_config.EffectSpec, ...]]]:
+                 ) -> list[tuple[float, float, str, tuple[EffectSpec, ...]]]:
     """(start s, end s, layer, effects) of every section's effect overrides, in song time."""
     if form is None:
         return []
