@@ -24,6 +24,7 @@ _LOADED: dict[str, ModuleType] = {}
 SOSFILT = "scipy.signal._sosfilt"  # _sosfilt(sos, x [n, samples], zi [n, sections, 2])
 ND_IMAGE = "scipy.ndimage._nd_image"  # min_or_max_filter1d, uniform_filter1d
 ND_NEAREST = 0  # ndimage's mode code for "nearest" (_ni_support._extend_mode_to_code)
+KERNELS = (SOSFILT, ND_IMAGE)  # what the audio stage uses
 
 
 def kernel(name: str) -> ModuleType:
@@ -32,6 +33,12 @@ def kernel(name: str) -> ModuleType:
         if name not in _LOADED:
             _LOADED[name] = sys.modules.get(name) or _load_alone(name)
         return _LOADED[name]
+
+
+def preload() -> None:
+    """Load every kernel the audio stage uses (a side thread's work while synthesis starts)."""
+    for name in KERNELS:
+        kernel(name)
 
 
 def _load_alone(name: str) -> ModuleType:

@@ -151,12 +151,6 @@ class _StemSum:
                 self.next += 1
 
 
-def _load_kernels() -> None:
-    """Load scipy's loops (:mod:`arranger.audio.kernels`) while the first layers synthesise."""
-    for name in (kernels.SOSFILT, kernels.ND_IMAGE):
-        kernels.kernel(name)
-
-
 def _finite(value: float | None) -> float | None:
     return round(value, 2) if value is not None and math.isfinite(value) else None
 
@@ -319,7 +313,7 @@ def produce_audio(midi: pretty_midi.PrettyMIDI, sounds: Mapping[str, LayerSound]
     tags, stem_dir = song_tags(midi, title or DEFAULT_TITLE), out_dir / "stems"
     noise_path = stem_dir / f"{noise_stem_name(layers)}.wav"
     mixes = [out_dir / f"mix.{f}" for f in FORMATS if f in formats]
-    threading.Thread(target=_load_kernels, daemon=True).start()
+    threading.Thread(target=kernels.preload, daemon=True).start()  # as synthesis starts
     with _Clock(progress, 3 * len(todo) + 1 + len(mixes)) as clock, \
             ThreadPoolExecutor(WORKERS) as pool:
         summed = _StemSum(enabled, rate, n_samples)
