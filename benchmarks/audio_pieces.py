@@ -1,0 +1,117 @@
+"""Where the audio stage's CPU goes: each piece of it alone, one after another, in CPU seconds.
+
+``bench_audio.py`` times the stage as it runs (threads overlapping); this script runs the
+same song's pieces one at a time (FluidSynth per layer, each effect of each layer chain, the
+stem files, the master bus's noise, each master effect, the normalisation) and prints their
+process time beside the budget a real-time factor leaves on this machine's cores.
+
+    .venv/bin/python benchmarks/audio_pieces.py [--seconds 180] [--target 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a plain checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_audio import BPM, lofi_preset, synthetic_song  # noqa: E402
+
+from arranger.audio import mix  # noqa: E402
+from arranger.audio.ahead import open_soundfont  # noqa: E402
+from arranger.audio.config import RenderSettings, derive_seed  # noqa: E402
+from arranger.audio.files import read_audio  # noqa: E402
+from arranger.audio.fx import build_chain  # noqa: E402
+from arranger.audio.render import render_layer, song_length_samples  # noqa: E402
+from arranger.audio.soundfont import find_soundfont  # noqa: E402
+from arranger.audio.tags import song_tags, write_tagged_wav  # noqa: E402
+
+SWING, SEED = 0.15, 0
+
+
+class Pieces:
+    """Process seconds per named piece, summed when a name comes back."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def __call__(self, name: str, fn, *args, **kwargs):
+        start = time.process_time()
+        result = fn(*args, **kwargs)
+        self.seconds[name] += time.process_time() - start
+        return result
+
+
+def layer_stems(pieces: Pieces, midi, sounds, render: RenderSettings, n: int,
+                folder: Path) -> np.ndarray:
+    """Render, process, write and read back every layer; the stems' sum, (2, n)."""
+    total, tags = np.zeros((2, n), np.float32), song_tags(midi, "pieces")
+    with open_soundfont(find_soundfont(render.soundfont or None), render.sample_rate) as font:
+        for name, sound in sounds.items():
+            raw = pieces(f"render {name}", render_layer, font, midi, name, n, swing=SWING,
+                         humanize_ms=render.humanize_ms, humanize_velocity=0, seed=SEED,
+                         program=sound.program)
+            out = raw[:1] if mix.mono_through(raw, sound) else raw
+            chain = build_chain(sound.effects, derive_seed(SEED, name))
+            for spec, effect in zip(sound.effects, chain, strict=True):
+                out = pieces(f"{name} {spec.type}", effect, out, render.sample_rate)
+            out = mix.as_stereo(out).copy()
+            pieces("stems: loudness", mix.stem_gain_db, out, sound, render.sample_rate)
+            path = folder / f"{name}.wav"
+            pieces("stems: write", write_tagged_wav, path, out, render.sample_rate, tags)
+            total += pieces("stems: read back", read_audio, path)[0]
+    return total
+
+
+def master(pieces: Pieces, total: np.ndarray, master_sound, rate: int) -> None:
+    """The master bus's noise, each master effect on each channel, the normalisation."""
+    noise = pieces("master: noise", mix.master_noise, master_sound, SEED, total.shape, rate)
+    bus = total if noise is None else total + noise
+    chains = mix.master_chains(master_sound, SEED, bus.shape, rate)
+    outs = []
+    for channel, chain in enumerate(chains):
+        out = bus[channel : channel + 1] if len(chains) == 2 else bus
+        for effect in chain:
+            out = pieces(f"master: {type(effect).__name__}", effect, out, rate)
+        outs.append(out)
+    out = np.concatenate(outs) if len(chains) == 2 else outs[0]
+    pieces("master: normalise", mix.normalise, out, rate, master_sound.target_lufs,
+           master_sound.true_peak_dbtp)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=180.0, help="song length")
+    parser.add_argument("--target", type=float, default=60.0, help="real-time factor asked")
+    args = parser.parse_args()
+    sounds, master_sound = lofi_preset()
+    midi, render, pieces = synthetic_song(args.seconds), RenderSettings(), Pieces()
+    n = song_length_samples(midi, render.sample_rate, swing=SWING,
+                            humanize_ms=render.humanize_ms, tail_seconds=render.tail_seconds)
+    with tempfile.TemporaryDirectory() as folder:
+        total = layer_stems(pieces, midi, sounds, render, n, Path(folder))
+    master(pieces, total, master_sound, render.sample_rate)
+    report(pieces.seconds, n / render.sample_rate, args.target)
+
+
+def report(seconds: dict[str, float], length_s: float, target: float) -> None:
+    cores, spent = len(os.sched_getaffinity(0)), sum(seconds.values())
+    print(f"{length_s:.0f} s song at {BPM} bpm, 4 layers; pieces one at a time, process seconds")
+    for name, value in sorted(seconds.items(), key=lambda item: -item[1]):
+        if value < 0.0005:  # (a piece this preset does not use, e.g. a stem's loudness)
+            continue
+        print(f"  {name:<28} {value:6.3f} s  {100 * value / spent:5.1f} %")
+    budget = cores * length_s / target
+    print(f"total {spent:.2f} CPU s: at best {length_s * cores / spent:.1f}x real time on "
+          f"{cores} cores with nothing serial; {target:g}x leaves {budget:.2f} CPU s")
+
+
+if __name__ == "__main__":
+    main()
