@@ -3,9 +3,12 @@
 ``bench_audio.py`` times the stage as it runs (threads overlapping); this script runs the
 same song's pieces one at a time (FluidSynth per layer, each effect of each layer chain, the
 stem files, the master bus's noise, each master effect, the normalisation) and prints their
-process time beside the budget a real-time factor leaves on this machine's cores.
+process time beside the budget a real-time factor leaves on this machine's cores. With
+``--preset`` the song is that preset's, composed at ``--seed`` for ``--bars`` and produced with
+its own layers, master and render settings (its sections' added effects left out).
 
     .venv/bin/python benchmarks/audio_pieces.py [--seconds 180] [--target 60]
+    .venv/bin/python benchmarks/audio_pieces.py --preset rainy-night --seed 1 --bars 56
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a plain checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_audio import BPM, lofi_preset, synthetic_song  # noqa: E402
+from bench_audio import lofi_preset, synthetic_song  # noqa: E402
 
 from arranger.audio import mix  # noqa: E402
 from arranger.audio.ahead import open_soundfont  # noqa: E402
@@ -33,7 +36,7 @@ from arranger.audio.render import render_layer, song_length_samples  # noqa: E40
 from arranger.audio.soundfont import find_soundfont  # noqa: E402
 from arranger.audio.tags import song_tags, write_tagged_wav  # noqa: E402
 
-SWING, SEED = 0.15, 0
+SWING, SEED = 0.15, 0  # the benchmark song's (bench_audio.run)
 
 
 class Pieces:
@@ -49,14 +52,15 @@ class Pieces:
         return result
 
 
-def layer_stems(pieces: Pieces, midi, sounds, render: RenderSettings, n: int,
-                folder: Path) -> np.ndarray:
+def layer_stems(pieces: Pieces, midi, sounds, render: RenderSettings, n: int, folder: Path,
+                swing: float = SWING) -> np.ndarray:
     """Render, process, write and read back every layer; the stems' sum, (2, n)."""
     total, tags = np.zeros((2, n), np.float32), song_tags(midi, "pieces")
     with open_soundfont(find_soundfont(render.soundfont or None), render.sample_rate) as font:
         for name, sound in sounds.items():
-            raw = pieces(f"render {name}", render_layer, font, midi, name, n, swing=SWING,
-                         humanize_ms=render.humanize_ms, humanize_velocity=0, seed=SEED,
+            raw = pieces(f"render {name}", render_layer, font, midi, name, n, swing=swing,
+                         humanize_ms=render.humanize_ms,
+                         humanize_velocity=render.humanize_velocity, seed=SEED,
                          program=sound.program)
             out = raw[:1] if mix.mono_through(raw, sound) else raw
             chain = build_chain(sound.effects, derive_seed(SEED, name))
@@ -86,24 +90,43 @@ def master(pieces: Pieces, total: np.ndarray, master_sound, rate: int) -> None:
            master_sound.true_peak_dbtp)
 
 
+def preset_song(name: str, seed: int, bars: int):
+    """(midi, layer sounds, master, render settings, swing) of ``name``'s song at ``seed``."""
+    from arranger.compose.generate import compose_songs
+    from arranger.midi_io import to_midi
+    from arranger.preset import load_preset
+
+    preset = load_preset(name)
+    score = compose_songs(preset, seed=seed, bars=bars)[0]
+    return (to_midi(score, preset.programs()), preset.layers, preset.master, preset.render,
+            score.swing)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=180.0, help="song length")
+    parser.add_argument("--seconds", type=float, default=180.0, help="benchmark song length")
+    parser.add_argument("--preset", default="", help="a preset's song instead of the benchmark's")
+    parser.add_argument("--seed", type=int, default=1, help="the preset song's seed")
+    parser.add_argument("--bars", type=int, default=56, help="the preset song's bars")
     parser.add_argument("--target", type=float, default=60.0, help="real-time factor asked")
     args = parser.parse_args()
-    sounds, master_sound = lofi_preset()
-    midi, render, pieces = synthetic_song(args.seconds), RenderSettings(), Pieces()
-    n = song_length_samples(midi, render.sample_rate, swing=SWING,
+    if args.preset:
+        midi, sounds, master_sound, render, swing = preset_song(args.preset, args.seed, args.bars)
+    else:
+        (sounds, master_sound), render = lofi_preset(), RenderSettings()
+        midi, swing = synthetic_song(args.seconds), SWING
+    pieces = Pieces()
+    n = song_length_samples(midi, render.sample_rate, swing=swing,
                             humanize_ms=render.humanize_ms, tail_seconds=render.tail_seconds)
     with tempfile.TemporaryDirectory() as folder:
-        total = layer_stems(pieces, midi, sounds, render, n, Path(folder))
+        total = layer_stems(pieces, midi, sounds, render, n, Path(folder), swing)
     master(pieces, total, master_sound, render.sample_rate)
-    report(pieces.seconds, n / render.sample_rate, args.target)
+    report(pieces.seconds, n / render.sample_rate, args.target, len(sounds))
 
 
-def report(seconds: dict[str, float], length_s: float, target: float) -> None:
+def report(seconds: dict[str, float], length_s: float, target: float, layers: int) -> None:
     cores, spent = len(os.sched_getaffinity(0)), sum(seconds.values())
-    print(f"{length_s:.0f} s song at {BPM} bpm, 4 layers; pieces one at a time, process seconds")
+    print(f"{length_s:.0f} s song, {layers} layers; pieces one at a time, process seconds")
     for name, value in sorted(seconds.items(), key=lambda item: -item[1]):
         if value < 0.0005:  # (a piece this preset does not use, e.g. a stem's loudness)
             continue
