@@ -2,7 +2,8 @@
 
 ``bench_audio.py`` times the stage as it runs (threads overlapping); this script runs the
 same song's pieces one at a time (FluidSynth per layer, each effect of each layer chain, the
-stem files, the master bus's noise, each master effect, the normalisation) and prints their
+stem files, the master bus's noise, each master effect, the normalisation), through the
+functions ``produce`` calls with each effect timed on its way, and prints their
 process time beside the budget a real-time factor leaves on this machine's cores. With
 ``--preset`` the song is that preset's, composed at ``--seed`` for ``--bars`` and produced with
 its own layers, master and render settings (its sections' added effects left out).
@@ -19,6 +20,9 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +33,9 @@ from bench_audio import lofi_preset, synthetic_song  # noqa: E402
 
 from arranger.audio import mix  # noqa: E402
 from arranger.audio.ahead import open_soundfont  # noqa: E402
-from arranger.audio.config import RenderSettings, derive_seed  # noqa: E402
+from arranger.audio.config import EffectSpec, RenderSettings  # noqa: E402
 from arranger.audio.files import read_audio  # noqa: E402
-from arranger.audio.fx import build_chain  # noqa: E402
+from arranger.audio.fx import Effect  # noqa: E402
 from arranger.audio.render import render_layer, song_length_samples  # noqa: E402
 from arranger.audio.soundfont import find_soundfont  # noqa: E402
 from arranger.audio.tags import song_tags, write_tagged_wav  # noqa: E402
@@ -40,21 +44,48 @@ SWING, SEED = 0.15, 0  # the benchmark song's (bench_audio.run)
 
 
 class Pieces:
-    """Process seconds per named piece, summed when a name comes back."""
+    """Process seconds per named piece, summed when a name comes back. A piece timed inside
+    another (an effect inside ``process_stem``) is counted as itself only: the outer piece
+    keeps the rest of its time."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self._inner = 0.0  # seconds of the pieces timed inside the one running
 
     def __call__(self, name: str, fn, *args, **kwargs):
+        outer, self._inner = self._inner, 0.0
         start = time.process_time()
         result = fn(*args, **kwargs)
-        self.seconds[name] += time.process_time() - start
+        spent = time.process_time() - start
+        self.seconds[name] += spent - self._inner
+        self._inner = outer + spent
         return result
+
+    def timed(self, name: str, effect: Effect) -> Effect:
+        """``effect``, its calls timed as the piece ``name``."""
+        return lambda audio, rate: self(name, effect, audio, rate)
+
+
+@contextmanager
+def timed_layer_chain(pieces: Pieces, layer: str) -> Iterator[None]:
+    """The layer chains that ``mix`` builds meanwhile have each effect timed on its own."""
+    build = mix.build_chain
+
+    def timed_build(specs: Sequence[EffectSpec], seed: int = 0) -> list[Effect]:
+        return [pieces.timed(f"{layer} {spec.type}", effect)
+                for spec, effect in zip(specs, build(specs, seed), strict=True)]
+
+    mix.build_chain = timed_build
+    try:
+        yield
+    finally:
+        mix.build_chain = build
 
 
 def layer_stems(pieces: Pieces, midi, sounds, render: RenderSettings, n: int, folder: Path,
                 swing: float = SWING) -> np.ndarray:
-    """Render, process, write and read back every layer; the stems' sum, (2, n)."""
+    """Render, process (``mix.process_stem``), write and read back every layer; the stems'
+    sum, (2, n)."""
     total, tags = np.zeros((2, n), np.float32), song_tags(midi, "pieces")
     with open_soundfont(find_soundfont(render.soundfont or None), render.sample_rate) as font:
         for name, sound in sounds.items():
@@ -62,32 +93,24 @@ def layer_stems(pieces: Pieces, midi, sounds, render: RenderSettings, n: int, fo
                          humanize_ms=render.humanize_ms,
                          humanize_velocity=render.humanize_velocity, seed=SEED,
                          program=sound.program)
-            out = raw[:1] if mix.mono_through(raw, sound) else raw
-            chain = build_chain(sound.effects, derive_seed(SEED, name))
-            for spec, effect in zip(sound.effects, chain, strict=True):
-                out = pieces(f"{name} {spec.type}", effect, out, render.sample_rate)
-            out = mix.as_stereo(out).copy()
-            pieces("stems: loudness", mix.stem_gain_db, out, sound, render.sample_rate)
+            with timed_layer_chain(pieces, name):
+                stem = pieces("stems: pan, level, ceiling", mix.process_stem, raw, sound,
+                              render.sample_rate, SEED, name)
             path = folder / f"{name}.wav"
-            pieces("stems: write", write_tagged_wav, path, out, render.sample_rate, tags)
+            pieces("stems: write", write_tagged_wav, path, stem, render.sample_rate, tags)
             total += pieces("stems: read back", read_audio, path)[0]
     return total
 
 
 def master(pieces: Pieces, total: np.ndarray, master_sound, rate: int) -> None:
-    """The master bus's noise, each master effect on each channel, the normalisation."""
+    """The master bus's noise, each master effect on each channel, the normalisation
+    (``mix.master_measured``)."""
     noise = pieces("master: noise", mix.master_noise, master_sound, SEED, total.shape, rate)
-    bus = total if noise is None else total + noise
-    chains = mix.master_chains(master_sound, SEED, bus.shape, rate)
-    outs = []
-    for channel, chain in enumerate(chains):
-        out = bus[channel : channel + 1] if len(chains) == 2 else bus
-        for effect in chain:
-            out = pieces(f"master: {type(effect).__name__}", effect, out, rate)
-        outs.append(out)
-    out = np.concatenate(outs) if len(chains) == 2 else outs[0]
-    pieces("master: normalise", mix.normalise, out, rate, master_sound.target_lufs,
-           master_sound.true_peak_dbtp)
+    chains = [[pieces.timed(f"master: {type(effect).__name__}", effect) for effect in chain]
+              for chain in mix.master_chains(master_sound, SEED, total.shape, rate)]
+    with ThreadPoolExecutor(1) as one:  # the channels in turn: each effect's time its own
+        pieces("master: sum, checks, normalise", mix.master_measured, total, master_sound, rate,
+               SEED, chains, one, noise)
 
 
 def preset_song(name: str, seed: int, bars: int):
@@ -130,7 +153,7 @@ def report(seconds: dict[str, float], length_s: float, target: float, layers: in
     for name, value in sorted(seconds.items(), key=lambda item: -item[1]):
         if value < 0.0005:  # (a piece this preset does not use, e.g. a stem's loudness)
             continue
-        print(f"  {name:<28} {value:6.3f} s  {100 * value / spent:5.1f} %")
+        print(f"  {name:<32} {value:6.3f} s  {100 * value / spent:5.1f} %")
     budget = cores * length_s / target
     print(f"total {spent:.2f} CPU s: at best {length_s * cores / spent:.1f}x real time on "
           f"{cores} cores with nothing serial; {target:g}x leaves {budget:.2f} CPU s")
